@@ -1,0 +1,209 @@
+"""Headless commands over the same core code the app uses: ``python main.py <command>``.
+
+Bad input ends with one line on stderr that says what is wrong and a non-zero exit, never a
+traceback; unexpected errors are written in full to the log file and named in that line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .core.errors import Cancelled, MegaPortraitError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+log = logging.getLogger("megaportrait")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="MegaPortrait Desktop: put a client's face into a reference portrait. "
+                    "With no command, opens the app (or, with no display, runs the demo).")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    demo = sub.add_parser("demo", help="run the classic engine on the bundled demo images")
+    demo.add_argument("--out", default="demo-output", help="folder for final.png and the stage images "
+                                                           "(default: %(default)s)")
+
+    analyze = sub.add_parser("analyze", help="faces, landmarks and identity-photo quality of an image, as JSON")
+    analyze.add_argument("image")
+    analyze.add_argument("--no-landmarks", action="store_true", help="leave the 478 landmarks out")
+
+    run = sub.add_parser("run", help="put the identity's face into a reference portrait")
+    run.add_argument("--identity", required=True, help="folder of the client's photos (or one photo)")
+    run.add_argument("--reference", required=True, help="the reference portrait")
+    run.add_argument("--out", required=True, help="output image (.png, .jpg, .tif) or folder")
+    run.add_argument("--engine", default="classic", choices=["classic", "diffusion"])
+    run.add_argument("--request", help="a run request JSON file; the options below override it")
+    run.add_argument("--face-index", type=int, help="which reference face, 1 = largest (default: largest)")
+    run.add_argument("--mask", help="a mask PNG at the reference's size (default: automatic)")
+    run.add_argument("--crop-size", type=int, help="working size of the face crop (default 512)")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--steps", type=int)
+    for name, hint in (("a-strength", "identity weight of A, 0–1"), ("b-strength", "identity weight of B, 0–1"),
+                       ("light-cutoff", "light map cut-off, crop pixels"), ("hf-cutoff", "HF-map cut-off, crop pixels"),
+                       ("light-weight", "shading from A (1) or B (0)"), ("detail-weight", "gain on B's detail"),
+                       ("mask-grow", "grow (+) or shrink (−) the automatic mask, crop pixels"),
+                       ("mask-feather", "mask feather, crop pixels"),
+                       ("harmonize-strength", "colour match and Poisson blend, 0–1"),
+                       ("seam-width", "harmonised band around the mask edge, crop pixels")):
+        run.add_argument(f"--{name}", type=float, help=hint)
+    run.add_argument("--no-stages", action="store_true", help="write only the final image")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "analyze":
+            return _analyze(args)
+        if args.command == "run":
+            return _run(args)
+        build_parser().print_help()
+        return 0
+    except Cancelled:
+        print("Cancelled.", file=sys.stderr)
+        return 130
+    except MegaPortraitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: log it, say where
+        log.exception("unexpected error")
+        print(f"error: unexpected {type(exc).__name__}: {exc} (details in {_log_path()})", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+# --------------------------------------------------------------------------------------- commands
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .core.paths import demo_dir
+    from .core.request import RunRequest
+
+    demo = demo_dir()
+    identity = _identity_photos(demo / "identity")
+    references = sorted(p for p in (demo / "reference").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    request = RunRequest(identity=tuple(identity), reference=str(references[0]))
+    return _execute(request, Path(args.out), stages=True)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from .core.face import detect_faces
+    from .core.imaging import load_image
+    from .core.quality import check_identity_photo
+
+    picture = load_image(args.image)
+    rgb = picture.rgb8()
+    faces = detect_faces(rgb)
+    report = check_identity_photo(rgb, faces)
+    data = {
+        "file": str(args.image), "width": picture.width, "height": picture.height,
+        "bit_depth": picture.bit_depth, "has_icc_profile": picture.icc_profile is not None,
+        "faces": [], "quality": report.to_json(),
+    }
+    for face in faces:
+        entry = face.to_json()
+        if args.no_landmarks:
+            entry.pop("landmarks")
+        data["faces"].append(entry)
+    json.dump(data, sys.stdout, indent=1 if args.no_landmarks else None)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .core.errors import RequestError
+    from .core.request import RunRequest
+
+    identity_path = Path(args.identity)
+    identity = _identity_photos(identity_path) if identity_path.is_dir() else [identity_path]
+    if not identity_path.exists():
+        raise RequestError(f"--identity {identity_path}: no such file or folder.")
+    if args.request:
+        try:
+            text = Path(args.request).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RequestError(f"--request {args.request}: cannot be read ({exc.strerror}).") from None
+        request = RunRequest.from_json(text).replace(identity=tuple(map(str, identity)), reference=args.reference)
+    else:
+        request = RunRequest(identity=tuple(map(str, identity)), reference=args.reference)
+    top = {"engine": args.engine, "mask": args.mask, "crop_size": args.crop_size, "seed": args.seed,
+           "steps": args.steps, "face_index": None if args.face_index is None else args.face_index - 1}
+    request = request.replace(**{k: v for k, v in top.items() if v is not None})
+    nested = {
+        "identity_params": {"a_strength": args.a_strength, "b_strength": args.b_strength},
+        "shading": {"light_cutoff": args.light_cutoff, "hf_cutoff": args.hf_cutoff,
+                    "light_weight": args.light_weight, "detail_weight": args.detail_weight},
+        "mask_params": {"grow": args.mask_grow, "feather": args.mask_feather},
+        "harmonize": {"strength": args.harmonize_strength, "seam_width": args.seam_width},
+    }
+    for group, values in nested.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            request = request.replace(**{group: replace(getattr(request, group), **values)})
+    return _execute(request, Path(args.out), stages=not args.no_stages)
+
+
+def _execute(request, out: Path, stages: bool) -> int:
+    from .core.pipeline import run, save_result
+
+    started = time.perf_counter()
+
+    def show(progress) -> None:
+        if progress.message:
+            print(f"[{progress.stage}] {progress.message}", file=sys.stderr)
+
+    result = run(request, on_progress=show)
+    path = save_result(result, out, stages=stages)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    score = "n/a (install the insightface buffalo_l pack)" if result.identity_score is None \
+        else f"{result.identity_score:.3f}"
+    print(f"Wrote {path} ({result.final.width}×{result.final.height}) in "
+          f"{time.perf_counter() - started:.1f} s; identity score {score}")
+    return 0
+
+
+def _identity_photos(folder: Path) -> list[Path]:
+    from .core.errors import RequestError
+
+    if not folder.is_dir():
+        raise RequestError(f"{folder}: no such folder.")
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not photos:
+        raise RequestError(f"{folder}: no photos (JPEG, PNG, TIFF or WebP) in this folder.")
+    return photos
+
+
+def _log_path() -> Path:
+    from .core.paths import config_dir
+
+    return config_dir() / "megaportrait.log"
+
+
+def _setup_logging() -> None:
+    try:
+        path = _log_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)

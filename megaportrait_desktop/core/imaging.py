@@ -1,0 +1,409 @@
+"""Images in and out: JPEG, PNG, TIFF and WebP, 8 and 16 bit, with ICC and EXIF kept.
+
+Every failure to read or write becomes an :class:`ImageError` with a plain message; nothing else
+escapes :func:`load_image` or :func:`save_image`.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
+
+from .errors import ImageError
+
+#: Default pixel limit (width × height) above which a file is refused as a decompression bomb.
+#: 200 MP is far above any camera (a 150 MP medium-format frame still passes).
+DEFAULT_MAX_PIXELS = 200_000_000
+
+READ_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "MPO"}  # MPO: JPEGs from some cameras
+SAVE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+
+_ORIENTATION = 0x0112
+_EXIF_IFD = 0x8769
+_GPS_IFD = 0x8825
+_ICC_TAG = 34675
+
+# We check the size ourselves against a configurable limit, before decoding anything.
+Image.MAX_IMAGE_PIXELS = None
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """A decoded image, upright, with the metadata needed to export it faithfully.
+
+    Attributes
+    ----------
+    pixels:
+        ``(H, W, 3)`` RGB, ``uint8`` or ``uint16``. Grey and CMYK sources are converted to RGB.
+    alpha:
+        ``(H, W)`` alpha of the same dtype, or ``None``.
+    icc_profile:
+        The embedded ICC profile (bytes) or ``None`` (treat as sRGB).
+    exif:
+        Raw EXIF (TIFF-structured bytes as Pillow writes them) with orientation reset to 1, or ``None``.
+    source_format:
+        ``"JPEG"``, ``"PNG"``, ``"TIFF"`` or ``"WEBP"``.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str = ""
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    def rgb8(self) -> np.ndarray:
+        """The pixels as ``uint8`` RGB (16-bit data rounded down to 8 bits)."""
+        return to_uint8(self.pixels)
+
+    def with_pixels(self, pixels: np.ndarray) -> Picture:
+        """A copy carrying the same metadata with other pixels (alpha dropped if the size changed)."""
+        alpha = self.alpha if self.alpha is not None and self.alpha.shape == pixels.shape[:2] else None
+        return replace(self, pixels=pixels, alpha=alpha)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Convert ``uint8``/``uint16``/float ``[0, 1]`` pixels to ``uint8`` with rounding."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+
+
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """Convert integer pixels to ``float32`` in ``[0, 1]``."""
+    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
+    return pixels.astype(np.float32) * np.float32(1.0 / scale)
+
+
+def from_float(pixels: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+    """Convert ``float32`` ``[0, 1]`` pixels back to ``uint8`` or ``uint16`` with rounding."""
+    top = 65535.0 if np.dtype(dtype) == np.uint16 else 255.0
+    return np.clip(np.rint(pixels * top), 0, top).astype(dtype)
+
+
+# --------------------------------------------------------------------------------------------- load
+
+
+def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Read an image file, upright (EXIF orientation applied), as RGB with metadata.
+
+    Parameters
+    ----------
+    path:
+        A JPEG, PNG, TIFF or WebP file.
+    max_pixels:
+        Files declaring more than this many pixels are refused before decoding.
+
+    Raises
+    ------
+    ImageError
+        For a missing, empty, damaged, truncated, unsupported or oversized file.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found ({path}).") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot be read ({exc.strerror}).") from None
+    if path.is_dir():
+        raise ImageError(f"{name}: is a folder, not an image file.")
+    if size == 0:
+        raise ImageError(f"{name}: the file is empty (0 bytes); copy it again from the original.")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot be read ({exc.strerror}).") from None
+    return decode_image(data, name=name, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode image bytes; see :func:`load_image`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _decode(data, name, max_pixels)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, cv2.error,
+            Image.DecompressionBombError, MemoryError) as exc:
+        raise ImageError(f"{name}: the file is damaged or truncated and cannot be decoded ({exc}).") from None
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> Picture:
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file (JPEG, PNG, TIFF or WebP expected).") from None
+    if im.format not in READ_FORMATS:
+        raise ImageError(f"{name}: {im.format} files are not supported; use JPEG, PNG, TIFF or WebP.")
+    width, height = im.size
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: the image has no pixels ({width}×{height}).")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name}: {width}×{height} is {width * height / 1e6:.0f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:.0f}; raise the pixel limit in settings if this really is a photo."
+        )
+    icc = im.info.get("icc_profile") or None
+    exif = im.getexif()
+    orientation = int(exif.get(_ORIENTATION, 1) or 1)
+
+    pixels, alpha = _decode_16bit(data, im) if _maybe_16bit(im) else (None, None)
+    if pixels is None:
+        im.load()  # raises OSError on truncated data
+        pixels, alpha, icc = _pil_to_arrays(im, icc)
+
+    pixels = _orient(pixels, orientation)
+    alpha = _orient(alpha, orientation) if alpha is not None else None
+    exif_bytes = None
+    if len(exif):
+        exif[_ORIENTATION] = 1
+        exif_bytes = exif.tobytes()
+    return Picture(np.ascontiguousarray(pixels), None if alpha is None else np.ascontiguousarray(alpha),
+                   icc, exif_bytes, "JPEG" if im.format == "MPO" else im.format)
+
+
+def _maybe_16bit(im: Image.Image) -> bool:
+    # Pillow reduces 16-bit RGB(A) PNG/TIFF to 8 bits, so those go through OpenCV, which keeps 16 bits.
+    return im.format in {"PNG", "TIFF"} and im.mode not in {"CMYK", "P", "1", "L", "LA", "PA"}
+
+
+def _decode_16bit(data: bytes, im: Image.Image) -> tuple[np.ndarray | None, np.ndarray | None]:
+    flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if arr is None or arr.dtype != np.uint16 or arr.shape[:2] != (im.size[1], im.size[0]):
+        return None, None
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2), None
+    if arr.shape[2] == 4:
+        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB), arr[:, :, 3].copy()
+    if arr.shape[2] == 3:
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), None
+    return None, None
+
+
+def _pil_to_arrays(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
+    mode = im.mode
+    if mode == "CMYK":
+        # Convert through the embedded profile when there is one; the result is sRGB.
+        if icc:
+            try:
+                src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                srgb = ImageCms.createProfile("sRGB")
+                im = ImageCms.profileToProfile(im, src, srgb, outputMode="RGB")
+            except (ImageCms.PyCMSError, OSError):
+                im = im.convert("RGB")
+        else:
+            im = im.convert("RGB")
+        icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        return np.asarray(im), None, icc
+    if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
+        grey = np.asarray(im)
+        grey = np.clip(grey, 0, 65535).astype(np.uint16)
+        return np.repeat(grey[:, :, None], 3, axis=2), None, icc
+    if mode == "F":
+        grey = np.asarray(im, dtype=np.float32)
+        top = 1.0 if float(grey.max(initial=0.0)) <= 1.0 else 255.0
+        grey8 = np.clip(np.rint(grey / top * 255), 0, 255).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2), None, icc
+    has_alpha = mode in {"RGBA", "LA", "PA"} or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = np.asarray(im.convert("RGBA"))
+        return rgba[:, :, :3].copy(), rgba[:, :, 3].copy(), icc
+    return np.asarray(im.convert("RGB")), None, icc
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1–8) so the image is upright."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:
+        return np.swapaxes(arr, 0, 1)
+    if orientation == 6:
+        return np.rot90(arr, k=-1)
+    if orientation == 7:
+        return np.swapaxes(arr[::-1, ::-1], 0, 1)
+    if orientation == 8:
+        return np.rot90(arr, k=1)
+    return arr
+
+
+# --------------------------------------------------------------------------------------------- save
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    picture: Picture | np.ndarray,
+    *,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    quality: int = 95,
+    text: dict[str, str] | None = None,
+) -> Path:
+    """Write an image, choosing the format from the suffix: ``.png``, ``.jpg``/``.jpeg``, ``.tif``.
+
+    PNG and JPEG are written at 8 bits; TIFF at 16 bits. The ICC profile and EXIF of ``picture``
+    (or the ones given, which win) are embedded. ``text`` adds PNG text chunks (ignored elsewhere).
+    The file is written next to its destination and moved into place, so a failure (a full disk)
+    never leaves a half-written file where the old one was.
+
+    Raises
+    ------
+    ImageError
+        For an unsupported suffix or a failed write (the message says why: disk full, no permission).
+    """
+    path = Path(path)
+    fmt = SAVE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path.name}: cannot save as '{path.suffix}'; use .png, .jpg or .tif.")
+    if isinstance(picture, Picture):
+        pixels, alpha = picture.pixels, picture.alpha
+        icc_profile = icc_profile if icc_profile is not None else picture.icc_profile
+        exif = exif if exif is not None else picture.exif
+    else:
+        pixels, alpha = picture, None
+    pixels = _as_rgb(np.asarray(pixels))
+
+    buffer = io.BytesIO()
+    if fmt == "TIFF":
+        _write_tiff16(buffer, pixels, icc_profile, exif)
+    else:
+        im = Image.fromarray(to_uint8(pixels))
+        if fmt == "PNG" and alpha is not None:
+            im.putalpha(Image.fromarray(to_uint8(alpha)))
+        params: dict[str, object] = {}
+        if icc_profile:
+            params["icc_profile"] = icc_profile
+        if exif:
+            params["exif"] = exif
+        if fmt == "JPEG":
+            params.update(quality=quality, subsampling=0, optimize=True)
+        if fmt == "PNG" and text:
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            for key, value in text.items():
+                info.add_itxt(key, value)
+            params["pnginfo"] = info
+        im.save(buffer, format=fmt, **params)
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise ImageError(f"{path.name}: the disk is full; free some space and save again.") from None
+        raise ImageError(f"{path.name}: could not be written ({exc.strerror}).") from None
+
+
+def _as_rgb(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 2:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return pixels
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return pixels[:, :, :3]
+    raise ImageError(f"cannot save an array of shape {pixels.shape} as an image.")
+
+
+def _to_uint16(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint16:
+        return pixels
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.uint16) * 257
+    return from_float(pixels, np.uint16)
+
+
+def _write_tiff16(out: io.BytesIO, pixels: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+    """16-bit RGB TIFF (deflate) with the ICC profile and the EXIF sub-IFDs.
+
+    Pillow cannot hold 16-bit RGB and tifffile refuses to write an EXIF sub-IFD pointer, so tifffile
+    writes the image with a placeholder tag one code below each pointer (34664 for EXIF 34665, 34852
+    for GPS 34853: the IFD stays sorted), then the placeholder becomes the pointer to the sub-IFD that
+    Pillow serialises at the end of the file.
+    """
+    import tifffile
+
+    extratags: list[tuple] = []
+    if icc:
+        extratags.append((_ICC_TAG, 7, len(icc), icc, True))
+    text_tags, sub_ifds = _split_exif(exif)
+    extratags.extend(text_tags)
+    for tag in sub_ifds:
+        extratags.append((tag - 1, 4, 1, 0, True))  # LONG placeholder, patched below
+    tifffile.imwrite(out, _to_uint16(pixels), photometric="rgb", compression="zlib",
+                     byteorder="<", bigtiff=False, extratags=extratags, metadata=None, software=False)
+    if not sub_ifds:
+        return
+    out.seek(0)
+    with tifffile.TiffFile(out) as tif:
+        offsets = {tag: tif.pages[0].tags[tag - 1].valueoffset for tag in sub_ifds}
+    for tag, entries in sub_ifds.items():
+        end = out.seek(0, io.SEEK_END)
+        end += end % 2  # IFDs start on a word boundary
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+        for key, value in entries.items():
+            ifd[key] = value
+        out.seek(end)
+        out.write(ifd.tobytes(end))
+        # The 12-byte entry is code, type, count, value: rewrite it as (tag, LONG, 1, offset).
+        out.seek(offsets[tag] - 8)
+        out.write(struct.pack("<HHII", tag, 4, 1, end))
+
+
+def _split_exif(exif: bytes | None) -> tuple[list[tuple], dict[int, dict]]:
+    """Split EXIF into IFD0 text tags (written as TIFF tags) and the sub-IFDs (EXIF, GPS) to append."""
+    if not exif:
+        return [], {}
+    parsed = Image.Exif()
+    try:
+        parsed.load(exif)
+    except (SyntaxError, ValueError, struct.error, OSError):
+        return [], {}
+    # Make, Model, Software, DateTime, ImageDescription, Artist, Copyright: EXIF's IFD0 is a TIFF IFD.
+    text_tags = [(tag, 2, 0, value, True) for tag in (271, 272, 305, 306, 270, 315, 33432)
+                 if isinstance(value := parsed.get(tag), str) and value]
+    sub = {tag: dict(parsed.get_ifd(tag)) for tag in (_EXIF_IFD, _GPS_IFD) if parsed.get_ifd(tag)}
+    return text_tags, sub

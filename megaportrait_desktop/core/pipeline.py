@@ -1,0 +1,238 @@
+"""One entry point for a run: :func:`run` takes a :class:`RunRequest` and returns every stage's image.
+
+Progress goes to a callback per stage and step; a :class:`CancelToken` stops the run between steps
+and the partial result is discarded (``Cancelled`` is raised, nothing is returned).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import classic
+from .align import crop_face
+from .errors import FaceError, ImageError, RequestError
+from .face import Face, choose_face, detect_faces
+from .identity import available_backend, identity_embedding, identity_score
+from .imaging import Picture, from_float, load_image, save_image, to_float, to_uint8
+from .progress import CancelToken, ProgressCallback, Reporter
+from .request import RunRequest
+
+#: Stage images, in pipeline order; crop-space stages first, full-resolution ones last.
+STAGES = ("reference", "A", "B", "light_map", "hf_map", "shaded", "mask", "pasted", "final")
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """What a run made.
+
+    Attributes
+    ----------
+    final:
+        The finished portrait at the reference's resolution and bit depth, with its ICC and EXIF.
+    stages:
+        ``uint8`` images by :data:`STAGES` name: crop-space ``reference``, ``A``, ``B``,
+        ``light_map``, ``hf_map`` (on mid-grey), ``shaded``, ``mask`` (grey), and full-resolution
+        ``pasted`` and ``final``.
+    region:
+        Bool ``(H, W)``: the harmonisation region; every pixel outside it equals the reference's.
+    """
+
+    request: RunRequest
+    final: Picture
+    stages: dict[str, np.ndarray]
+    region: np.ndarray
+    source_index: int
+    face_box: tuple[float, float, float, float]
+    timings: dict[str, float] = field(default_factory=dict)
+    identity_score: float | None = None
+    score_backend: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def run(request: RunRequest, on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, models_dir: Path | None = None) -> RunResult:
+    """Run the whole pipeline for ``request`` with the engine it names.
+
+    Raises
+    ------
+    ImageError, FaceError, RequestError, ModelMissingError
+        For bad input, each with a message saying what to do.
+    Cancelled
+        When ``cancel`` was set; nothing partial is returned.
+    """
+    reporter = Reporter(on_progress, cancel)
+    if request.engine == "diffusion":
+        raise RequestError("The diffusion engine is not available in this build yet; use the classic engine.")
+    return _run_classic(request, reporter, models_dir)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def load_reference(path: str | Path, face_index: int | None) -> tuple[Picture, list[Face], Face]:
+    """The reference picture, its faces (largest first) and the chosen one."""
+    picture = load_image(path)
+    faces = detect_faces(picture.rgb8())
+    if not faces:
+        raise FaceError(f"{Path(path).name}: no face found in the reference; choose a portrait with a visible face.")
+    return picture, faces, choose_face(faces, face_index)
+
+
+def load_sources(paths: tuple[str, ...], reporter: Reporter) -> tuple[list[classic.SourcePhoto], list[str]]:
+    """The identity photos that have a face; the others are skipped with a warning."""
+    sources, warnings = [], []
+    for i, path in enumerate(paths):
+        reporter("load", i, len(paths), f"Reading identity photo {Path(path).name}")
+        try:
+            picture = load_image(path)
+        except ImageError as exc:
+            warnings.append(f"Skipped {exc}")
+            continue
+        rgb8 = picture.rgb8()
+        faces = detect_faces(rgb8)
+        if not faces:
+            warnings.append(f"Skipped {Path(path).name}: no face found.")
+            continue
+        sources.append(classic.SourcePhoto(rgb=to_float(picture.pixels), face=faces[0]))
+    if not sources:
+        raise FaceError("None of the identity photos has a usable face; add clear photos of the client.")
+    return sources, warnings
+
+
+def load_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """A user-edited mask PNG (grey or alpha) at the reference's size, as float32 ``[0, 1]``."""
+    picture = load_image(path)
+    grey = picture.alpha if picture.alpha is not None else picture.pixels[:, :, 0]
+    if grey.shape != tuple(shape):
+        raise ImageError(f"{Path(path).name}: the mask is {grey.shape[1]}×{grey.shape[0]} but the reference is "
+                         f"{shape[1]}×{shape[0]}; reset the mask to the automatic one.")
+    return to_float(grey)
+
+
+# ------------------------------------------------------------------------------------------ classic
+
+
+def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None) -> RunResult:
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    total = len(request.identity) + 1
+    report("load", 0, total, "Reading the reference")
+    picture, _, face = load_reference(request.reference, request.face_index)
+    sources, warnings = load_sources(request.identity, report)
+    reference = to_float(picture.pixels)
+    crop = crop_face(reference, face.landmarks, request.crop_size)
+    lap("load")
+
+    report("identity", 0, 1, "Aligning the best-matching identity photo")
+    pair = classic.identity_pair(crop, crop.image, sources, face, request.identity_params)
+    lap("identity")
+
+    report("shading", 0, 1, "Separating light and detail")
+    light, hf, shaded = classic.shade(pair.a, pair.b, request.shading)
+    lap("shading")
+
+    report("paste", 0, 1, "Pasting the face back")
+    seam_px = request.harmonize.seam_width / crop.scale
+    if request.mask:
+        full = load_user_mask(request.mask, picture.pixels.shape[:2])
+        roi = _roi_of(full > 0, seam_px, full.shape)
+        mask = full[roi[1]:roi[3], roi[0]:roi[2]]
+        mask_crop = cv2.warpAffine(full, crop.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
+    else:
+        mask_crop = classic.crop_mask(crop, face, pair.b_landmarks, request.mask_params)
+        roi = _expand(crop.full_roi(), seam_px, picture.pixels.shape[:2])
+        mask = classic.mask_to_full(mask_crop, crop, roi)
+    if not (mask > 0).any():
+        raise FaceError("The mask is empty: paint the face area or reset the mask to the automatic one.")
+    x0, y0, x1, y1 = roi
+    ref_roi = reference[y0:y1, x0:x1]
+    pasted = classic.paste_back(ref_roi, shaded, crop, mask, roi)
+    lap("paste")
+
+    report("harmonize", 0, 1, "Matching colour and blending the seam")
+    local_landmarks = face.landmarks.copy()
+    local_landmarks[:, 0] -= x0
+    local_landmarks[:, 1] -= y0
+    skin = classic.skin_mask(local_landmarks, mask.shape, margin=3.0 / crop.scale) & (mask > 0.5)
+    harmonized, region = classic.harmonize(pasted, ref_roi, mask, skin, request.harmonize, seam_px)
+    final_pixels = picture.pixels.copy()
+    patch = from_float(harmonized, picture.pixels.dtype)
+    window = final_pixels[y0:y1, x0:x1]
+    window[region] = patch[region]  # outside the region: the reference's own pixels, untouched
+    full_region = np.zeros(picture.pixels.shape[:2], bool)
+    full_region[y0:y1, x0:x1] = region
+    lap("harmonize")
+    report("harmonize", 1, 1, "Done")
+
+    final = picture.with_pixels(final_pixels)
+    pasted_full = picture.pixels.copy()
+    pasted_full[y0:y1, x0:x1] = from_float(pasted, picture.pixels.dtype)
+    stages = {
+        "reference": to_uint8(crop.image), "A": to_uint8(pair.a), "B": to_uint8(pair.b),
+        "light_map": to_uint8(light), "hf_map": to_uint8(np.clip(hf + 0.5, 0, 1)), "shaded": to_uint8(shaded),
+        "mask": to_uint8(np.clip(mask_crop, 0, 1)), "pasted": to_uint8(pasted_full), "final": to_uint8(final_pixels),
+    }
+    score, backend = _score(final, face, sources, models_dir)
+    lap("score")
+    return RunResult(request=request, final=final, stages=stages, region=full_region,
+                     source_index=pair.source_index, face_box=face.box, timings=timings,
+                     identity_score=score, score_backend=backend, warnings=tuple(warnings))
+
+
+def _score(final: Picture, face: Face, sources: list[classic.SourcePhoto],
+           models_dir: Path | None) -> tuple[float | None, str | None]:
+    """The identity score of the output face, when an embedding backend is installed."""
+    backend, _ = available_backend(models_dir)
+    if backend is None:
+        return None, None
+    rgb = final.rgb8()
+    faces = detect_faces(rgb)
+    if not faces:
+        return None, backend.name
+    out_face = min(faces, key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    ident = identity_embedding([backend.embed(to_uint8(s.rgb), s.face) for s in sources])
+    return identity_score(backend.embed(rgb, out_face), ident), backend.name
+
+
+def _expand(roi: tuple[int, int, int, int], pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    p = int(np.ceil(pad)) + 4
+    h, w = shape[:2]
+    return max(0, roi[0] - p), max(0, roi[1] - p), min(w, roi[2] + p), min(h, roi[3] + p)
+
+
+def _roi_of(inside: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(inside)
+    if len(ys) == 0:
+        raise FaceError("The mask is empty: paint the face area or reset the mask to the automatic one.")
+    return _expand((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), pad, shape)
+
+
+# ------------------------------------------------------------------------------------------ outputs
+
+
+def save_result(result: RunResult, out: str | Path, stages: bool = True) -> Path:
+    """Write the final image to ``out`` (a file, or a folder → ``final.png``) and, beside it, the stages.
+
+    The final keeps the reference's ICC profile and EXIF; stage images go to ``<stem>_stages/``.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".tif", ".tiff"}:
+        out = out / "final.png"
+    save_image(out, result.final, text={"megaportrait:request": result.request.to_json()})
+    if stages:
+        folder = out.parent / f"{out.stem}_stages"
+        for name in STAGES:
+            save_image(folder / f"{name}.png", result.stages[name])
+    return out

@@ -1,0 +1,58 @@
+"""Progress reporting and cancellation, as plain callbacks (no Qt): workers adapt them to signals."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import Cancelled
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: ``step`` of ``total`` within ``stage``; ``preview`` is an optional image."""
+
+    stage: str
+    step: int
+    total: int
+    message: str = ""
+    preview: object | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class CancelToken:
+    """Set from any thread; long work calls :meth:`check` between steps and stops with :class:`Cancelled`."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+class Reporter:
+    """Bundles a progress callback and a cancel token; every report is also a cancellation point."""
+
+    def __init__(self, on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> None:
+        self._on_progress = on_progress
+        self.cancel = cancel or CancelToken()
+
+    def __call__(self, stage: str, step: int, total: int, message: str = "", preview: object | None = None) -> None:
+        self.cancel.check()
+        if self._on_progress is not None:
+            self._on_progress(Progress(stage, step, total, message, preview))

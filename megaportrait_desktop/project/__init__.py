@@ -1,0 +1,1 @@
+"""The project store (SQLite + content-addressed files). Never imports Qt."""
