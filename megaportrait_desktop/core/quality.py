@@ -19,7 +19,7 @@ class QualityThresholds:
     #: Shorter side of the face box below which the face is too small, in pixels.
     min_face_px: float = 128.0
     #: Variance of the Laplacian over the face at 256 px below which the photo counts as blurry.
-    min_sharpness: float = 40.0
+    min_sharpness: float = 200.0
     #: Head turn (yaw, degrees) above which the photo counts as a strong profile.
     max_yaw: float = 35.0
 
