@@ -22,6 +22,9 @@ def _quiet_native_logs() -> None:
 def main() -> int:
     _quiet_native_logs()
     from megaportrait_desktop.cli import main as cli_main
+    from megaportrait_desktop.cli import route_native_logs
+
+    route_native_logs()
 
     argv = sys.argv[1:]
     if argv:

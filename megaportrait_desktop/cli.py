@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                        ("seam-width", "harmonised band around the mask edge, crop pixels")):
         run.add_argument(f"--{name}", type=float, help=hint)
     run.add_argument("--no-stages", action="store_true", help="write only the final image")
+
+    from .project.commands import add_parser as add_project_parser
+
+    add_project_parser(sub)
     return parser
 
 
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             return _analyze(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "project":
+            from .project.commands import run as run_project
+
+            return run_project(args)
         build_parser().print_help()
         return 0
     except Cancelled:
@@ -195,6 +203,30 @@ def _log_path() -> Path:
     from .core.paths import config_dir
 
     return config_dir() / "megaportrait.log"
+
+
+def route_native_logs() -> None:
+    """Send what C++ libraries write to file descriptor 2 (MediaPipe's absl and TFLite chatter, some
+    of it from background threads) to ``native.log``, and keep Python's stderr on the terminal.
+
+    Set ``MEGAPORTRAIT_NATIVE_LOGS=1`` to leave them on the terminal.
+    """
+    import os
+
+    if os.environ.get("MEGAPORTRAIT_NATIVE_LOGS") or getattr(route_native_logs, "done", False):
+        return
+    try:
+        path = _log_path().with_name("native.log")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sys.stderr.flush()
+        terminal = os.dup(2)
+        log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding="utf-8", errors="replace")
+    except (OSError, ValueError, AttributeError):
+        return  # no real file descriptors (an embedded interpreter): leave things as they are
+    route_native_logs.done = True  # type: ignore[attr-defined]
 
 
 def _setup_logging() -> None:

@@ -7,11 +7,7 @@ instead (``detector="insightface"``); the mesh always comes from MediaPipe.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,45 +68,6 @@ class Face:
                 "landmarks": np.round(self.landmarks, 2).tolist()}
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide MediaPipe's C++ start-up chatter (absl/TFLite write straight to file descriptor 2).
-
-    Set ``MEGAPORTRAIT_NATIVE_LOGS=1`` to see it. Python-level errors are raised, not printed, so
-    nothing the user needs is lost while the descriptor points at /dev/null.
-    """
-    if os.environ.get("MEGAPORTRAIT_NATIVE_LOGS"):
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-_stderr_lock = threading.Lock()
-_warmed_up: set[str] = set()
-
-
-def _quietly(kind: str, call, *args):
-    """Run a MediaPipe call, silencing native logs the first time each kind runs (when they print)."""
-    if kind in _warmed_up:
-        return call(*args)
-    with _stderr_lock, _native_stderr_silenced():
-        result = call(*args)
-    _warmed_up.add(kind)
-    return result
-
-
 class _MediaPipe(threading.local):
     """MediaPipe graphs are not thread-safe: one set per thread, built on first use."""
 
@@ -123,13 +80,10 @@ class _MediaPipe(threading.local):
             from mediapipe.python.solutions import face_detection, face_mesh
 
             # model_selection=1: the full-range model, for faces up to ~5 m (portraits, group shots).
-            with _stderr_lock, _native_stderr_silenced():
-                self.detector = face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=MIN_DETECTION_CONFIDENCE)
-                self.mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                               min_detection_confidence=0.3)
-            _warmed_up.discard("detect")
-            _warmed_up.discard("mesh")
+            self.detector = face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=MIN_DETECTION_CONFIDENCE)
+            self.mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                           min_detection_confidence=0.3)
         return self.detector, self.mesh
 
 
@@ -178,7 +132,7 @@ def _mediapipe_boxes(rgb: np.ndarray) -> list[tuple[tuple[float, float, float, f
     scale = min(1.0, DETECT_SIZE / max(h, w))
     small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
         if scale < 1.0 else rgb
-    result = _quietly("detect", detector.process, small)
+    result = detector.process(small)
     boxes = []
     for det in result.detections or []:
         rel = det.location_data.relative_bounding_box
@@ -198,7 +152,7 @@ def _mesh_in_box(rgb: np.ndarray, box: tuple[float, float, float, float], score:
     to_square = np.array([[scale, 0, MESH_SIZE / 2 - scale * cx], [0, scale, MESH_SIZE / 2 - scale * cy]])
     square = cv2.warpAffine(rgb, to_square, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_AREA if scale < 1
                             else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    result = _quietly("mesh", mesh.process, square)
+    result = mesh.process(square)
     if not result.multi_face_landmarks:
         return None
     pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], np.float32)

@@ -33,6 +33,7 @@ _ORIENTATION = 0x0112
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
 _ICC_TAG = 34675
+_XMP_TAG = 700
 
 # We check the size ourselves against a configurable limit, before decoding anything.
 Image.MAX_IMAGE_PIXELS = None
@@ -270,13 +271,14 @@ def save_image(
     exif: bytes | None = None,
     quality: int = 95,
     text: dict[str, str] | None = None,
+    xmp: bytes | None = None,
 ) -> Path:
     """Write an image, choosing the format from the suffix: ``.png``, ``.jpg``/``.jpeg``, ``.tif``.
 
     PNG and JPEG are written at 8 bits; TIFF at 16 bits. The ICC profile and EXIF of ``picture``
-    (or the ones given, which win) are embedded. ``text`` adds PNG text chunks (ignored elsewhere).
-    The file is written next to its destination and moved into place, so a failure (a full disk)
-    never leaves a half-written file where the old one was.
+    (or the ones given, which win) are embedded; ``text`` adds PNG text chunks and ``xmp`` an XMP
+    packet. The file is written next to its destination and moved into place, so a failure (a full
+    disk) never leaves a half-written file where the old one was.
 
     Raises
     ------
@@ -287,6 +289,22 @@ def save_image(
     fmt = SAVE_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path.name}: cannot save as '{path.suffix}'; use .png, .jpg or .tif.")
+    data = encode_image(picture, fmt, icc_profile=icc_profile, exif=exif, quality=quality, text=text, xmp=xmp)
+    write_atomic(path, data)
+    return path
+
+
+def encode_image(
+    picture: Picture | np.ndarray,
+    fmt: str,
+    *,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    quality: int = 95,
+    text: dict[str, str] | None = None,
+    xmp: bytes | None = None,
+) -> bytes:
+    """The bytes of ``picture`` as ``fmt`` ("PNG", "JPEG" or "TIFF"); see :func:`save_image`."""
     if isinstance(picture, Picture):
         pixels, alpha = picture.pixels, picture.alpha
         icc_profile = icc_profile if icc_profile is not None else picture.icc_profile
@@ -297,28 +315,31 @@ def save_image(
 
     buffer = io.BytesIO()
     if fmt == "TIFF":
-        _write_tiff16(buffer, pixels, icc_profile, exif)
-    else:
-        im = Image.fromarray(to_uint8(pixels))
-        if fmt == "PNG" and alpha is not None:
-            im.putalpha(Image.fromarray(to_uint8(alpha)))
-        params: dict[str, object] = {}
-        if icc_profile:
-            params["icc_profile"] = icc_profile
-        if exif:
-            params["exif"] = exif
-        if fmt == "JPEG":
-            params.update(quality=quality, subsampling=0, optimize=True)
-        if fmt == "PNG" and text:
-            from PIL.PngImagePlugin import PngInfo
+        _write_tiff16(buffer, pixels, icc_profile, exif, xmp)
+        return buffer.getvalue()
+    im = Image.fromarray(to_uint8(pixels))
+    if fmt == "PNG" and alpha is not None:
+        im.putalpha(Image.fromarray(to_uint8(alpha)))
+    params: dict[str, object] = {}
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    if exif:
+        params["exif"] = exif
+    if fmt == "JPEG":
+        params.update(quality=quality, subsampling=0, optimize=True)
+        if xmp:
+            params["xmp"] = xmp
+    if fmt == "PNG" and (text or xmp):
+        from PIL.PngImagePlugin import PngInfo
 
-            info = PngInfo()
-            for key, value in text.items():
-                info.add_itxt(key, value)
-            params["pnginfo"] = info
-        im.save(buffer, format=fmt, **params)
-    write_atomic(path, buffer.getvalue())
-    return path
+        info = PngInfo()
+        for key, value in (text or {}).items():
+            info.add_itxt(key, value)
+        if xmp:
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
+        params["pnginfo"] = info
+    im.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -356,7 +377,8 @@ def _to_uint16(pixels: np.ndarray) -> np.ndarray:
     return from_float(pixels, np.uint16)
 
 
-def _write_tiff16(out: io.BytesIO, pixels: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+def _write_tiff16(out: io.BytesIO, pixels: np.ndarray, icc: bytes | None, exif: bytes | None,
+                  xmp: bytes | None = None) -> None:
     """16-bit RGB TIFF (deflate) with the ICC profile and the EXIF sub-IFDs.
 
     Pillow cannot hold 16-bit RGB and tifffile refuses to write an EXIF sub-IFD pointer, so tifffile
@@ -369,6 +391,8 @@ def _write_tiff16(out: io.BytesIO, pixels: np.ndarray, icc: bytes | None, exif: 
     extratags: list[tuple] = []
     if icc:
         extratags.append((_ICC_TAG, 7, len(icc), icc, True))
+    if xmp:
+        extratags.append((_XMP_TAG, 1, len(xmp), xmp, True))
     text_tags, sub_ifds = _split_exif(exif)
     extratags.extend(text_tags)
     for tag in sub_ifds:

@@ -1,0 +1,180 @@
+"""``python main.py project ...``: the project store from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from .errors import ProjectError
+from .exchange import export_output, export_project, import_project
+from .history import SORTS, OutputQuery, list_outputs
+from .imports import IMPORTED, import_identity_photos, import_references
+from .maintenance import repair, verify
+from .project import Project
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    project = sub.add_parser("project", help="create, fill, list, export and check projects")
+    cmds = project.add_subparsers(dest="project_command", metavar="<project command>", required=True)
+
+    new = cmds.add_parser("new", help="create a project folder")
+    new.add_argument("path")
+    new.add_argument("--name")
+
+    info = cmds.add_parser("info", help="what a project holds")
+    info.add_argument("path")
+    info.add_argument("--json", action="store_true")
+
+    ident = cmds.add_parser("import-identity", help="import photos into an identity set (created if new)")
+    ident.add_argument("path")
+    ident.add_argument("--name", required=True, help="the identity's name")
+    ident.add_argument("photos", nargs="+", help="photo files or folders")
+
+    ref = cmds.add_parser("import-reference", help="import reference portraits")
+    ref.add_argument("path")
+    ref.add_argument("images", nargs="+", help="image files or folders")
+
+    lst = cmds.add_parser("list", help="the output history, a page at a time")
+    lst.add_argument("path")
+    lst.add_argument("--identity", help="only this identity (name)")
+    lst.add_argument("--tag")
+    lst.add_argument("--min-score", type=float)
+    lst.add_argument("--min-rating", type=int)
+    lst.add_argument("--sort", choices=sorted(SORTS), default="newest")
+    lst.add_argument("--page", type=int, default=1, help="1-based page number")
+    lst.add_argument("--page-size", type=int, default=50)
+    lst.add_argument("--json", action="store_true")
+
+    exp = cmds.add_parser("export", help="export one output (PNG/JPEG/TIFF), or the whole project as a zip")
+    exp.add_argument("path")
+    exp.add_argument("out", help="file to write: .png, .jpg or .tif with --output, else a .zip of the project")
+    exp.add_argument("--output", type=int, help="the output id to export")
+
+    imp = cmds.add_parser("import", help="unpack a project zip into a new folder")
+    imp.add_argument("zip")
+    imp.add_argument("path")
+
+    ver = cmds.add_parser("verify", help="check that every row's files are present (and --repair)")
+    ver.add_argument("path")
+    ver.add_argument("--deep", action="store_true", help="re-hash every file")
+    ver.add_argument("--repair", action="store_true", help="fix what verify finds")
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.project_command
+    if command == "new":
+        with Project.create(args.path, args.name) as project:
+            print(f"Created project '{project.name}' in {project.root}")
+        return 0
+    if command == "import":
+        with import_project(args.zip, args.path) as project:
+            print(f"Imported project '{project.name}' into {project.root}")
+        return 0
+    with Project.open(args.path) as project:
+        return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
+                "list": _list, "export": _export, "verify": _verify}[command](project, args)
+
+
+def _info(project: Project, args: argparse.Namespace) -> int:
+    identities = project.identities()
+    references = project.references()
+    total = list_outputs(project, OutputQuery(page_size=1)).total
+    jobs = project.interrupted_jobs()
+    data = {"name": project.name, "path": str(project.root),
+            "identities": [{"id": i.id, "name": i.name, "photos": i.photo_count, "warnings": i.warning_count,
+                            "training": i.training_state} for i in identities],
+            "references": [{"id": r.id, "name": r.name, "size": f"{r.width}x{r.height}", "faces": r.face_count}
+                           for r in references],
+            "outputs": total, "interrupted_jobs": [j.id for j in jobs]}
+    if args.json:
+        print(json.dumps(data, indent=1))
+        return 0
+    print(f"Project '{data['name']}' ({data['path']})")
+    print(f"  identities: {len(identities)}")
+    for i in data["identities"]:
+        print(f"    #{i['id']} {i['name']}: {i['photos']} photos, {i['warnings']} with warnings, {i['training']}")
+    print(f"  references: {len(references)}")
+    for r in data["references"]:
+        print(f"    #{r['id']} {r['name']}: {r['size']}, {r['faces']} face(s)")
+    print(f"  outputs: {total}")
+    if jobs:
+        print(f"  interrupted jobs (resume them in the app): {', '.join(str(j) for j in data['interrupted_jobs'])}")
+    return 0
+
+
+def _import_identity(project: Project, args: argparse.Namespace) -> int:
+    try:
+        identity_id = project.identity_by_name(args.name).id
+    except ProjectError:
+        identity_id = project.create_identity(args.name)
+    results = import_identity_photos(project, identity_id, _expand(args.photos), on_progress=_show)
+    return 0 if any(r.status == IMPORTED for r in results) or not results else 2
+
+
+def _import_reference(project: Project, args: argparse.Namespace) -> int:
+    results = import_references(project, _expand(args.images), on_progress=_show)
+    return 0 if any(r.status == IMPORTED for r in results) or not results else 2
+
+
+def _list(project: Project, args: argparse.Namespace) -> int:
+    identity_id = project.identity_by_name(args.identity).id if args.identity else None
+    page = list_outputs(project, OutputQuery(identity_id=identity_id, tag=args.tag, min_score=args.min_score,
+                                             min_rating=args.min_rating, sort=args.sort, page=max(0, args.page - 1),
+                                             page_size=args.page_size))
+    if args.json:
+        print(json.dumps([{"id": o.id, "identity": o.identity_name, "reference": o.reference_name,
+                           "engine": o.engine, "score": o.identity_score, "rating": o.rating,
+                           "favourite": o.favourite, "tags": list(o.tags), "created": o.created,
+                           "final": o.final_path} for o in page.items], indent=1))
+        return 0
+    print(f"Outputs {page.page * page.page_size + 1 if page.items else 0}–"
+          f"{page.page * page.page_size + len(page.items)} of {page.total} (page {page.page + 1}/{page.pages})")
+    for o in page.items:
+        when = dt.datetime.fromtimestamp(o.created).strftime("%Y-%m-%d %H:%M")
+        score = "  n/a" if o.identity_score is None else f"{o.identity_score:5.3f}"
+        print(f"  #{o.id:<6} {when}  {o.engine:9} score {score}  {'★' * o.rating:5}  "
+              f"{o.identity_name or '-'} → {o.reference_name or '-'}  {' '.join(o.tags)}")
+    return 0
+
+
+def _export(project: Project, args: argparse.Namespace) -> int:
+    if args.output is not None:
+        path = export_output(project, args.output, args.out)
+    else:
+        if Path(args.out).suffix.lower() != ".zip":
+            raise ProjectError("To export one output give --output ID; to export the project, name a .zip file.")
+        path = export_project(project, args.out)
+    print(f"Wrote {path}")
+    return 0
+
+
+def _verify(project: Project, args: argparse.Namespace) -> int:
+    report = verify(project, deep=args.deep)
+    print(report.summary())
+    if report.ok:
+        return 0
+    if not args.repair:
+        return 1
+    after = repair(project, deep=args.deep)
+    print("After repair: " + after.summary())
+    return 0 if after.ok else 1
+
+
+def _expand(items: list[str]) -> list[Path]:
+    paths = []
+    for item in map(Path, items):
+        if item.is_dir():
+            paths.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            paths.append(item)
+    return paths
+
+
+def _show(done: int, total: int, result) -> None:
+    note = f" – {result.reason}" if result.reason else ""
+    print(f"[{done}/{total}] {Path(result.path).name}: {result.status}{note}", file=sys.stderr)

@@ -1,0 +1,167 @@
+"""Importing photos into a project: identity photos and references, each with its face analysis.
+
+Every file gets a result (imported, duplicate, or rejected with the reason); one bad file never
+stops the others and never changes what the project already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import ImageError, ModelMissingError
+from ..core.face import Face, detect_faces
+from ..core.identity import available_backend
+from ..core.imaging import DEFAULT_MAX_PIXELS, decode_image
+from ..core.masks import face_mask
+from ..core.quality import check_identity_photo
+from .errors import ProjectError
+from .project import Project
+
+IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
+
+#: Called after each file: (files done, files in all, the file's result).
+ImportProgress = Callable[[int, int, "ImportResult"], None]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: str
+    status: str  # imported | duplicate | rejected
+    reason: str = ""
+    item_id: int | None = None  # the photo or reference row
+    face_count: int = 0
+
+
+def import_identity_photos(project: Project, identity_id: int, paths: Iterable[str | Path],
+                           on_progress: ImportProgress | None = None,
+                           max_pixels: int = DEFAULT_MAX_PIXELS) -> list[ImportResult]:
+    """Import photos into an identity set, with face analysis, quality report and embedding."""
+    project.identity(identity_id)  # fails clearly before any file is read
+    backend, _ = available_backend()
+    paths = [Path(p) for p in paths]
+    results = []
+    for done, path in enumerate(paths, start=1):
+        result = _import_identity_photo(project, identity_id, path, backend, max_pixels)
+        results.append(result)
+        if on_progress:
+            on_progress(done, len(paths), result)
+    return results
+
+
+def import_references(project: Project, paths: Iterable[str | Path], on_progress: ImportProgress | None = None,
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> list[ImportResult]:
+    """Import reference portraits, with their faces (largest chosen) and the automatic mask."""
+    paths = [Path(p) for p in paths]
+    results = []
+    for done, path in enumerate(paths, start=1):
+        result = _import_reference(project, path, max_pixels)
+        results.append(result)
+        if on_progress:
+            on_progress(done, len(paths), result)
+    return results
+
+
+def _read(path: Path, max_pixels: int):
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path.name}: cannot be read ({exc.strerror or exc}).") from None
+    if not data:
+        raise ImageError(f"{path.name}: the file is empty (0 bytes); copy it again from the original.")
+    return data, decode_image(data, name=path.name, max_pixels=max_pixels)
+
+
+def _import_identity_photo(project: Project, identity_id: int, path: Path, backend, max_pixels: int) -> ImportResult:
+    try:
+        data, picture = _read(path, max_pixels)
+    except ImageError as exc:
+        return ImportResult(str(path), REJECTED, str(exc))
+    rgb = picture.rgb8()
+    faces = detect_faces(rgb)
+    report = check_identity_photo(rgb, faces)
+    if not faces:
+        return ImportResult(str(path), REJECTED, f"{path.name}: no face found; use a photo where the face is visible.")
+    embedding = _embed(backend, rgb, faces[0])
+    stored = project.store(data, _suffix(path, picture.source_format), "photo")
+    with project.db.write() as tx:
+        if tx.execute("SELECT 1 FROM identity_photos WHERE identity_id = ? AND file_sha = ?",
+                      (identity_id, stored.sha256)).fetchone():
+            return ImportResult(str(path), DUPLICATE, f"{path.name} is already in this identity set.",
+                                face_count=len(faces))
+        sha = project.register(tx, stored)
+        cur = tx.execute(
+            """INSERT INTO identity_photos (identity_id, file_sha, original_name, width, height, faces, quality,
+                                            embedding, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (identity_id, sha, path.name, picture.width, picture.height, _faces_json(faces),
+             json.dumps(report.to_json()), None if embedding is None else embedding.astype(np.float32).tobytes(),
+             time.time()))
+    reason = "; ".join(issue.message for issue in report.issues)
+    return ImportResult(str(path), IMPORTED, reason, int(cur.lastrowid), len(faces))
+
+
+def _import_reference(project: Project, path: Path, max_pixels: int) -> ImportResult:
+    try:
+        data, picture = _read(path, max_pixels)
+    except ImageError as exc:
+        return ImportResult(str(path), REJECTED, str(exc))
+    rgb = picture.rgb8()
+    faces = detect_faces(rgb)
+    if not faces:
+        return ImportResult(str(path), REJECTED, f"{path.name}: no face found; a reference needs a visible face.")
+    stored = project.store(data, _suffix(path, picture.source_format), "reference")
+    with project.db.write() as tx:
+        row = tx.execute("SELECT id FROM reference_images WHERE file_sha = ?", (stored.sha256,)).fetchone()
+        if row:
+            return ImportResult(str(path), DUPLICATE, f"{path.name} is already in the gallery.", row["id"], len(faces))
+        sha = project.register(tx, stored)
+        cur = tx.execute(
+            """INSERT INTO reference_images (name, file_sha, original_name, width, height, faces, face_count,
+                                             created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (path.stem, sha, path.name, picture.width, picture.height, _faces_json(faces), len(faces), time.time()))
+    reference_id = int(cur.lastrowid)
+    project.save_mask(reference_id, auto_mask(faces[0], (picture.height, picture.width)), source="auto")
+    return ImportResult(str(path), IMPORTED, "", reference_id, len(faces))
+
+
+def auto_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """The automatic reference mask: the face oval, feathered by 2 % of the face size."""
+    return face_mask(face.landmarks, shape, grow_px=0, feather_px=max(1.0, 0.02 * face.size))
+
+
+def faces_from_json(faces: list) -> list[Face]:
+    """Faces stored by an import, back as :class:`Face` objects."""
+    return [Face(box=tuple(f["box"]), score=f["score"], landmarks=np.asarray(f["landmarks"], np.float32))
+            for f in faces]
+
+
+def _faces_json(faces: list[Face]) -> str:
+    return json.dumps([face.to_json() for face in faces])
+
+
+def _embed(backend, rgb: np.ndarray, face: Face) -> np.ndarray | None:
+    if backend is None:
+        return None
+    try:
+        return backend.embed(rgb, face)
+    except ModelMissingError:
+        return None
+
+
+def _suffix(path: Path, source_format: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}:
+        return suffix
+    return {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp"}.get(source_format, ".img")
+
+
+def require_imported(results: list[ImportResult]) -> None:
+    """Raise when nothing at all could be imported (for callers that need at least one photo)."""
+    if not any(r.status == IMPORTED for r in results):
+        reasons = "; ".join(r.reason for r in results if r.reason) or "no files given"
+        raise ProjectError(f"Nothing was imported: {reasons}")
