@@ -233,3 +233,18 @@ def test_training_state_and_lora_file(project) -> None:
     assert project.path_of(item.lora_path).read_bytes() == b"fake safetensors bytes"
     assert json.loads(json.dumps(item.training_params)) == {"rank": 8, "steps": 400}
     project.close()
+
+
+def test_export_carries_the_references_icc_profile(tmp_path, project, astronaut) -> None:
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(astronaut).save(tmp_path / "tagged.jpg", quality=95, icc_profile=icc)
+    (ref,) = import_references(project, [tmp_path / "tagged.jpg"])
+    output_id = project.record_output(request={"engine": "classic"}, engine="classic", final=astronaut,
+                                      reference_id=ref.item_id)  # a final without a profile of its own
+    project = reopen(project)
+    for suffix in (".png", ".jpg", ".tif"):
+        exported = load_image(export_output(project, output_id, tmp_path / f"e{suffix}"))
+        assert exported.icc_profile == icc, suffix
+    project.close()
