@@ -155,3 +155,14 @@ def test_request_round_trips_and_refuses_bad_json(demo_request) -> None:
         custom.replace(engine="magic")
     with pytest.raises(RequestError, match="identity set is empty"):
         RunRequest(identity=(), reference="x.jpg")
+
+
+def test_runs_can_stop_after_a_stage(demo_request, demo_result) -> None:
+    pair = run(demo_request, until="identity")
+    assert pair.final is None and set(pair.stages) == {"reference", "A", "B"}
+    np.testing.assert_array_equal(pair.stages["B"], demo_result.stages["B"])
+    shaded = run(demo_request, until="shading")
+    assert shaded.final is None and "pasted" in shaded.stages and "final" not in shaded.stages
+    np.testing.assert_array_equal(shaded.stages["pasted"], demo_result.stages["pasted"])
+    with pytest.raises(RequestError, match="Unknown stage"):
+        run(demo_request, until="varnish")

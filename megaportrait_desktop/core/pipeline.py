@@ -24,6 +24,8 @@ from .request import RunRequest
 
 #: Stage images, in pipeline order; crop-space stages first, full-resolution ones last.
 STAGES = ("reference", "A", "B", "light_map", "hf_map", "shaded", "mask", "pasted", "final")
+#: Where a run may stop early (``until``), for the app's per-stage buttons; ``None`` runs everything.
+STOPS = ("identity", "shading", "harmonize")
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,15 +39,15 @@ class RunResult:
     stages:
         ``uint8`` images by :data:`STAGES` name: crop-space ``reference``, ``A``, ``B``,
         ``light_map``, ``hf_map`` (on mid-grey), ``shaded``, ``mask`` (grey), and full-resolution
-        ``pasted`` and ``final``.
+        ``pasted`` and ``final``. A run stopped early (``until``) has the stages so far and no final.
     region:
         Bool ``(H, W)``: the harmonisation region; every pixel outside it equals the reference's.
     """
 
     request: RunRequest
-    final: Picture
+    final: Picture | None
     stages: dict[str, np.ndarray]
-    region: np.ndarray
+    region: np.ndarray | None
     source_index: int
     face_box: tuple[float, float, float, float]
     timings: dict[str, float] = field(default_factory=dict)
@@ -55,8 +57,9 @@ class RunResult:
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None, models_dir: Path | None = None) -> RunResult:
-    """Run the whole pipeline for ``request`` with the engine it names.
+        cancel: CancelToken | None = None, models_dir: Path | None = None, until: str | None = None) -> RunResult:
+    """Run the pipeline for ``request`` with the engine it names, to the end or ``until`` a stage
+    (``"identity"``: the pair; ``"shading"``: up to the pasted face; ``"harmonize"``: all).
 
     Raises
     ------
@@ -68,7 +71,9 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
     reporter = Reporter(on_progress, cancel)
     if request.engine == "diffusion":
         raise RequestError("The diffusion engine is not available in this build yet; use the classic engine.")
-    return _run_classic(request, reporter, models_dir)
+    if until is not None and until not in STOPS:
+        raise RequestError(f"Unknown stage {until!r}; use one of {', '.join(STOPS)}.")
+    return _run_classic(request, reporter, models_dir, until)
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -117,7 +122,8 @@ def load_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ classic
 
 
-def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None) -> RunResult:
+def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None,
+                 until: str | None = None) -> RunResult:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -138,6 +144,9 @@ def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None)
     report("identity", 0, 1, "Aligning the best-matching identity photo")
     pair = classic.identity_pair(crop, crop.image, sources, face, request.identity_params)
     lap("identity")
+    stages = {"reference": to_uint8(crop.image), "A": to_uint8(pair.a), "B": to_uint8(pair.b)}
+    if until == "identity":
+        return _partial(request, stages, pair.source_index, face, timings, warnings)
 
     report("shading", 0, 1, "Separating light and detail")
     light, hf, shaded = classic.shade(pair.a, pair.b, request.shading)
@@ -160,6 +169,13 @@ def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None)
     ref_roi = reference[y0:y1, x0:x1]
     pasted = classic.paste_back(ref_roi, shaded, crop, mask, roi)
     lap("paste")
+    pasted_full = picture.pixels.copy()
+    pasted_full[y0:y1, x0:x1] = from_float(pasted, picture.pixels.dtype)
+    stages.update({"light_map": to_uint8(light), "hf_map": to_uint8(np.clip(hf + 0.5, 0, 1)),
+                   "shaded": to_uint8(shaded), "mask": to_uint8(np.clip(mask_crop, 0, 1)),
+                   "pasted": to_uint8(pasted_full)})
+    if until == "shading":
+        return _partial(request, stages, pair.source_index, face, timings, warnings)
 
     report("harmonize", 0, 1, "Matching colour and blending the seam")
     local_landmarks = face.landmarks.copy()
@@ -177,18 +193,18 @@ def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None)
     report("harmonize", 1, 1, "Done")
 
     final = picture.with_pixels(final_pixels)
-    pasted_full = picture.pixels.copy()
-    pasted_full[y0:y1, x0:x1] = from_float(pasted, picture.pixels.dtype)
-    stages = {
-        "reference": to_uint8(crop.image), "A": to_uint8(pair.a), "B": to_uint8(pair.b),
-        "light_map": to_uint8(light), "hf_map": to_uint8(np.clip(hf + 0.5, 0, 1)), "shaded": to_uint8(shaded),
-        "mask": to_uint8(np.clip(mask_crop, 0, 1)), "pasted": to_uint8(pasted_full), "final": to_uint8(final_pixels),
-    }
+    stages["final"] = to_uint8(final_pixels)
     score, backend = _score(final, face, sources, models_dir)
     lap("score")
     return RunResult(request=request, final=final, stages=stages, region=full_region,
                      source_index=pair.source_index, face_box=face.box, timings=timings,
                      identity_score=score, score_backend=backend, warnings=tuple(warnings))
+
+
+def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: int, face: Face,
+             timings: dict[str, float], warnings: list[str]) -> RunResult:
+    return RunResult(request=request, final=None, stages=stages, region=None, source_index=source_index,
+                     face_box=face.box, timings=timings, warnings=tuple(warnings))
 
 
 def _score(final: Picture, face: Face, sources: list[classic.SourcePhoto],

@@ -1,0 +1,213 @@
+"""The image canvas: zoom (wheel, fit, 100 %), pan, a before/after split and the mask overlay.
+
+The canvas only shows images and forwards mouse strokes (in image pixels) as signals; the mask
+itself is painted by core code (:mod:`core.brush`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget
+
+MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
+
+
+class _ImageItem(QGraphicsItem):
+    """Paints a QImage directly (only the exposed part), with an optional 'before' image left of a split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = QImage()
+        self.before: QImage | None = None
+        self.split = 0.5
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+        return QRectF(0, 0, self.image.width(), self.image.height())
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if self.image.isNull():
+            return
+        exposed = option.exposedRect.intersected(self.boundingRect())
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, painter.transform().m11() < 1.0)
+        painter.drawImage(exposed, self.image, exposed)
+        if self.before is not None and self.before.size() == self.image.size():
+            split_x = self.split * self.image.width()
+            left = exposed.intersected(QRectF(0, 0, split_x, self.image.height()))
+            if not left.isEmpty():
+                painter.drawImage(left, self.before, left)
+            pen = QPen(QColor(255, 255, 255, 200))
+            pen.setCosmetic(True)
+            pen.setWidth(2)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(split_x, 0), QPointF(split_x, self.image.height()))
+
+
+class _OverlayItem(QGraphicsItem):
+    """The mask as a translucent colour; updated in place from the mask array, region by region."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = QImage()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return QRectF(0, 0, self.image.width(), self.image.height())
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if not self.image.isNull():
+            exposed = option.exposedRect.intersected(self.boundingRect())
+            painter.drawImage(exposed, self.image, exposed)
+
+    def set_mask(self, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
+        h, w = mask.shape
+        if self.image.width() != w or self.image.height() != h:
+            self.prepareGeometryChange()
+            self.image = QImage(w, h, QImage.Format.Format_RGBA8888)
+            pixels = self._pixels()
+            pixels[..., 0], pixels[..., 1], pixels[..., 2] = colour
+        self.update_region(mask, (0, 0, w, h))
+
+    def update_region(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+        x0, y0, x1, y1 = rect
+        self._pixels()[y0:y1, x0:x1, 3] = mask[y0:y1, x0:x1]
+        self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _pixels(self) -> np.ndarray:
+        buffer = np.frombuffer(self.image.bits(), np.uint8, count=self.image.sizeInBytes())
+        return buffer.reshape(self.image.height(), self.image.bytesPerLine())[:, : self.image.width() * 4].reshape(
+            self.image.height(), self.image.width(), 4)
+
+
+class ImageCanvas(QGraphicsView):
+    """Zoomable, pannable viewer; in painting mode, left-button drags become strokes."""
+
+    zoom_changed = Signal(float)
+    stroke_started = Signal(float, float)
+    stroke_moved = Signal(float, float)
+    stroke_finished = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self._image = _ImageItem()
+        self._overlay = _OverlayItem()
+        self.scene().addItem(self._image)
+        self.scene().addItem(self._overlay)
+        self._overlay.setZValue(1)
+        self._overlay.setVisible(False)
+        self._painting = False
+        self._stroking = False
+        self._fit_on_resize = True
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setMouseTracking(True)
+
+    # ------------------------------------------------------------------ images
+
+    def set_image(self, image: QImage, fit: bool = False) -> None:
+        changed_size = image.size() != self._image.image.size()
+        self._image.prepareGeometryChange()
+        self._image.image = image
+        self.scene().setSceneRect(QRectF(0, 0, image.width(), image.height()))
+        self._image.update()
+        if fit or changed_size:
+            self.fit()
+
+    def image(self) -> QImage:
+        return self._image.image
+
+    def set_before(self, image: QImage | None) -> None:
+        """Show ``image`` left of the split line (before/after); ``None`` turns the split off."""
+        self._image.before = image
+        self._image.update()
+
+    def set_split(self, fraction: float) -> None:
+        self._image.split = min(max(fraction, 0.0), 1.0)
+        self._image.update()
+
+    # ------------------------------------------------------------------ mask overlay
+
+    def set_mask(self, mask: np.ndarray | None, colour: tuple[int, int, int] = (255, 60, 90)) -> None:
+        if mask is None:
+            self._overlay.setVisible(False)
+            return
+        self._overlay.set_mask(mask, colour)
+        self._overlay.setVisible(True)
+
+    def update_mask(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+        self._overlay.update_region(mask, rect)
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self._overlay.setOpacity(opacity)
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        self._overlay.setVisible(visible and not self._overlay.image.isNull())
+
+    def set_painting(self, painting: bool) -> None:
+        self._painting = painting
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if painting else QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if painting else Qt.CursorShape.OpenHandCursor)
+
+    # ------------------------------------------------------------------ zoom
+
+    @property
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def set_zoom(self, zoom: float) -> None:
+        zoom = min(max(zoom, MIN_ZOOM), MAX_ZOOM)
+        self._fit_on_resize = False
+        self.setTransform(self.transform().fromScale(zoom, zoom))
+        self.zoom_changed.emit(zoom)
+
+    def fit(self) -> None:
+        if self._image.image.isNull():
+            return
+        self.fitInView(self._image.boundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self._fit_on_resize = True
+        self.zoom_changed.emit(self.zoom)
+
+    def actual_size(self) -> None:
+        self.set_zoom(1.0)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.set_zoom(self.zoom * (1.25 ** steps))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fit_on_resize:
+            self.fit()
+
+    # ------------------------------------------------------------------ strokes
+
+    def _image_point(self, event: QMouseEvent) -> QPointF:
+        return self.mapToScene(event.position().toPoint())
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._painting and event.button() == Qt.MouseButton.LeftButton:
+            p = self._image_point(event)
+            self._stroking = True
+            self.stroke_started.emit(p.x(), p.y())
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._stroking:
+            p = self._image_point(event)
+            self.stroke_moved.emit(p.x(), p.y())
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._stroking and event.button() == Qt.MouseButton.LeftButton:
+            self._stroking = False
+            self.stroke_finished.emit()
+            return
+        super().mouseReleaseEvent(event)

@@ -1,0 +1,145 @@
+"""History dock: outputs with thumbnails, identity score and rating; filter, sort, and the actions on them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import qtawesome as qta
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..project import OutputQuery, Project, list_outputs
+from .thumbnails import load_thumbnails
+from .workers import run_in_background
+
+
+class HistoryDock(QDockWidget):
+    output_selected = Signal(int)
+    recall_requested = Signal(int)
+    compare_requested = Signal(int)
+    export_requested = Signal(int)
+    delete_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("History", parent)
+        self.setObjectName("historyDock")
+        self.project: Project | None = None
+        self.list = QListWidget()
+        self.list.setObjectName("historyList")
+        self.list.setIconSize(QSize(72, 72))
+        self.sort = QComboBox()
+        for label, key in (("Newest", "newest"), ("Identity score", "score"), ("Rating", "rating"),
+                           ("Oldest", "oldest")):
+            self.sort.addItem(label, key)
+        self.identity_filter = QComboBox()
+        self.tag_filter = QLineEdit()
+        self.tag_filter.setPlaceholderText("tag")
+        self.min_rating = QSpinBox()
+        self.min_rating.setRange(0, 5)
+        self.min_rating.setPrefix("★ ≥ ")
+        self.rating = QSpinBox()
+        self.rating.setRange(0, 5)
+        self.rating.setPrefix("★ ")
+        self.rating.setToolTip("Rate the selected output")
+        filters = QHBoxLayout()
+        for w in (self.sort, self.identity_filter, self.tag_filter, self.min_rating):
+            filters.addWidget(w)
+        actions = QHBoxLayout()
+        self.buttons = {}
+        for key, icon, text in (("recall", "mdi6.history", "Recall settings"), ("compare", "mdi6.compare", "Compare"),
+                                ("export", "mdi6.export", "Export…"), ("delete", "mdi6.delete", "Delete")):
+            button = QPushButton(qta.icon(icon), text)
+            self.buttons[key] = button
+            actions.addWidget(button)
+        actions.addWidget(self.rating)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(filters)
+        layout.addWidget(self.list)
+        layout.addLayout(actions)
+        self.setWidget(body)
+        for signal in (self.sort.currentIndexChanged, self.identity_filter.currentIndexChanged,
+                       self.min_rating.valueChanged, self.tag_filter.editingFinished):
+            signal.connect(self.refresh)
+        self.list.currentItemChanged.connect(self._on_list_current_changed)
+        self.rating.valueChanged.connect(self._on_rating_value_changed)
+        self.buttons["recall"].clicked.connect(lambda: self._emit(self.recall_requested))
+        self.buttons["compare"].clicked.connect(lambda: self._emit(self.compare_requested))
+        self.buttons["export"].clicked.connect(lambda: self._emit(self.export_requested))
+        self.buttons["delete"].clicked.connect(lambda: self._emit(self.delete_requested))
+        self._thumb_worker = None
+
+    def set_project(self, project: Project | None) -> None:
+        self.project = project
+        self.identity_filter.blockSignals(True)
+        self.identity_filter.clear()
+        self.identity_filter.addItem("All identities", None)
+        if project is not None:
+            for identity in project.identities():
+                self.identity_filter.addItem(identity.name, identity.id)
+        self.identity_filter.blockSignals(False)
+        self.refresh()
+
+    def current_id(self) -> int:
+        item = self.list.currentItem()
+        return int(item.data(Qt.ItemDataRole.UserRole)) if item else 0
+
+    def refresh(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        thumbs = []
+        if self.project is not None:
+            query = OutputQuery(sort=self.sort.currentData(), identity_id=self.identity_filter.currentData(),
+                                tag=self.tag_filter.text().strip() or None,
+                                min_rating=self.min_rating.value() or None, page_size=200)
+            for out in list_outputs(self.project, query).items:
+                when = dt.datetime.fromtimestamp(out.created).strftime("%d %b %H:%M")
+                score = "score n/a" if out.identity_score is None else f"score {out.identity_score:.3f}"
+                stars = "★" * out.rating or "unrated"
+                item = QListWidgetItem(qta.icon("mdi6.image"), f"#{out.id} {out.identity_name or '—'} → "
+                                       f"{out.reference_name or '—'}\n{score} · {stars} · {out.engine} · {when}")
+                item.setData(Qt.ItemDataRole.UserRole, out.id)
+                self.list.addItem(item)
+                if out.thumb_path:
+                    thumbs.append((out.id, str(self.project.path_of(out.thumb_path))))
+        self.list.blockSignals(False)
+        if thumbs:
+            self._thumb_worker = run_in_background(load_thumbnails, thumbs, 144, on_done=self._on_thumbs_loaded)
+
+    def _on_thumbs_loaded(self, thumbs) -> None:
+        images = dict(thumbs)
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            image = images.get(item.data(Qt.ItemDataRole.UserRole))
+            if image is not None and not image.isNull():
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+    def _on_list_current_changed(self, current, previous) -> None:
+        output_id = self.current_id()
+        if output_id and self.project is not None:
+            self.rating.blockSignals(True)
+            self.rating.setValue(self.project.output(output_id).rating)
+            self.rating.blockSignals(False)
+            self.output_selected.emit(output_id)
+
+    def _on_rating_value_changed(self, value: int) -> None:
+        output_id = self.current_id()
+        if output_id and self.project is not None:
+            self.project.set_rating(output_id, value)
+
+    def _emit(self, signal) -> None:
+        if self.current_id():
+            signal.emit(self.current_id())

@@ -1,0 +1,172 @@
+"""Mask tools: brush and eraser with size, hardness and opacity; feather, reset, invert, overlay.
+
+The widget owns no pixels: it drives a :class:`core.brush.MaskPainter` and asks the canvas to
+repaint only what a dab changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import qtawesome as qta
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.brush import Brush, MaskPainter
+from .canvas import ImageCanvas
+from .widgets import double_slider, int_slider
+
+
+class MaskEditor(QWidget):
+    """Tool panel + controller for editing a reference's mask on the canvas."""
+
+    mask_changed = Signal()  # after a stroke or an action (undo/redo included)
+    save_requested = Signal()
+
+    def __init__(self, canvas: ImageCanvas, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = canvas
+        self.painter: MaskPainter | None = None
+        self.dirty = False
+
+        self.paint_toggle = _tool("Paint mask", "mdi6.draw")
+        self.brush_button = _tool("Brush", "mdi6.brush")
+        self.brush_button.setChecked(True)
+        self.eraser_button = _tool("Eraser", "mdi6.eraser")
+        tools = QButtonGroup(self)
+        tools.addButton(self.brush_button)
+        tools.addButton(self.eraser_button)
+        self.size = int_slider(1, 800, 80, "Brush diameter in image pixels")
+        self.hardness = double_slider(0.0, 1.0, 0.6, "1 = hard edge, 0 = soft")
+        self.opacity = double_slider(0.05, 1.0, 1.0, "How much one stroke adds")
+        self.feather_amount = int_slider(1, 100, 8, "Feather radius for the Feather button")
+        self.overlay_opacity = double_slider(0.0, 1.0, 0.45, "How strongly the mask is shown")
+        self.show_overlay = QCheckBox("Show mask")
+        self.show_overlay.setChecked(True)
+        self.undo_button = QPushButton(qta.icon("mdi6.undo"), "Undo")
+        self.redo_button = QPushButton(qta.icon("mdi6.redo"), "Redo")
+        feather = QPushButton(qta.icon("mdi6.blur"), "Feather")
+        reset = QPushButton(qta.icon("mdi6.restore"), "Reset to auto")
+        invert = QPushButton(qta.icon("mdi6.invert-colors"), "Invert")
+        save = QPushButton(qta.icon("mdi6.content-save"), "Save mask")
+
+        row = QHBoxLayout()
+        for w in (self.paint_toggle, self.brush_button, self.eraser_button):
+            row.addWidget(w)
+        form = QFormLayout()
+        form.addRow("Size (px)", self.size)
+        form.addRow("Hardness", self.hardness)
+        form.addRow("Opacity", self.opacity)
+        form.addRow("Feather (px)", self.feather_amount)
+        form.addRow("Overlay", self.overlay_opacity)
+        actions = QHBoxLayout()
+        for w in (feather, reset, invert):
+            actions.addWidget(w)
+        history = QHBoxLayout()
+        for w in (self.undo_button, self.redo_button, save):
+            history.addWidget(w)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addLayout(form)
+        layout.addWidget(self.show_overlay)
+        layout.addLayout(actions)
+        layout.addLayout(history)
+        layout.addStretch(1)
+
+        self.paint_toggle.toggled.connect(self._on_paint_toggled)
+        self.overlay_opacity.valueChanged.connect(self.canvas.set_overlay_opacity)
+        self.show_overlay.toggled.connect(self.canvas.set_overlay_visible)
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
+        feather.clicked.connect(lambda: self._whole(lambda p: p.feather(self.feather_amount.value())))
+        reset.clicked.connect(lambda: self._whole(MaskPainter.reset))
+        invert.clicked.connect(lambda: self._whole(MaskPainter.invert))
+        save.clicked.connect(self.save_requested)
+        canvas.stroke_started.connect(self._on_canvas_stroke_started)
+        canvas.stroke_moved.connect(self._on_canvas_stroke_moved)
+        canvas.stroke_finished.connect(self._on_canvas_stroke_finished)
+        self.canvas.set_overlay_opacity(self.overlay_opacity.value())
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ API
+
+    def load(self, mask: np.ndarray, auto_mask: np.ndarray) -> None:
+        self.painter = MaskPainter(mask, auto_mask)
+        self.dirty = False
+        self.canvas.set_mask(self.painter.mask)
+        self.canvas.set_overlay_visible(self.show_overlay.isChecked())
+        self._update_buttons()
+
+    def clear(self) -> None:
+        self.painter = None
+        self.canvas.set_mask(None)
+        self._update_buttons()
+
+    def brush(self) -> Brush:
+        return Brush(size=float(self.size.value()), hardness=float(self.hardness.value()),
+                     opacity=float(self.opacity.value()), erase=self.eraser_button.isChecked())
+
+    def undo(self) -> None:
+        if self.painter and self.painter.undo():
+            self._changed()
+
+    def redo(self) -> None:
+        if self.painter and self.painter.redo():
+            self._changed()
+
+    # ------------------------------------------------------------------ slots
+
+    def _on_paint_toggled(self, on: bool) -> None:
+        self.canvas.set_painting(on)
+
+    def _on_canvas_stroke_started(self, x: float, y: float) -> None:
+        if self.painter is not None:
+            self.painter.begin_stroke(x, y, self.brush())
+            self._repaint()
+
+    def _on_canvas_stroke_moved(self, x: float, y: float) -> None:
+        if self.painter is not None:
+            self.painter.stroke_to(x, y)
+            self._repaint()
+
+    def _on_canvas_stroke_finished(self) -> None:
+        if self.painter is not None:
+            self.painter.end_stroke()
+            self._changed()
+
+    def _whole(self, action) -> None:
+        if self.painter is not None:
+            action(self.painter)
+            self._changed()
+
+    def _changed(self) -> None:
+        self.dirty = True
+        self._repaint()
+        self._update_buttons()
+        self.mask_changed.emit()
+
+    def _repaint(self) -> None:
+        rect = self.painter.take_dirty() if self.painter else None
+        if rect is not None:
+            self.canvas.update_mask(self.painter.mask, rect)
+
+    def _update_buttons(self) -> None:
+        self.undo_button.setEnabled(bool(self.painter and self.painter.can_undo))
+        self.redo_button.setEnabled(bool(self.painter and self.painter.can_redo))
+
+
+def _tool(text: str, icon: str) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    button.setIcon(qta.icon(icon))
+    button.setCheckable(True)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    return button

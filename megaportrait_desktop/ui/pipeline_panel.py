@@ -1,0 +1,189 @@
+"""The pipeline panel: engine, the trade-off sliders, run buttons per stage, progress with ETA, cancel.
+
+The panel edits run parameters only; :meth:`PipelinePanel.request_params` turns them into the
+keyword arguments of a :class:`core.request.RunRequest`, and :meth:`set_from_request` recalls them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import qtawesome as qta
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.request import HarmonizeParams, IdentityParams, RunRequest, ShadingParams
+from .widgets import double_slider
+
+#: Run buttons: the stage each one runs up to.
+RUN_STAGES = (("identity", "1  Identity pair"), ("shading", "2  Shading"), ("harmonize", "3  Harmonize"))
+#: Pipeline order, for the overall progress and ETA.
+PROGRESS_STAGES = ("load", "identity", "shading", "paste", "harmonize")
+
+
+class PipelinePanel(QWidget):
+    """Sliders and run controls; emits what the user asks for, runs nothing itself."""
+
+    params_changed = Signal()           # any slider or field
+    shading_changed = Signal()          # the light/HF sliders (for the live preview)
+    run_requested = Signal(str)         # "identity" | "shading" | "harmonize" | "all"
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = QComboBox()
+        self.engine.addItem("Classic (CPU, no models)", "classic")
+        self.engine.addItem("Diffusion (GPU, needs models)", "diffusion")
+
+        self.a_strength = double_slider(0.0, 1.0, 0.0, "Identity weight of A, the reference-like image")
+        self.b_strength = double_slider(0.0, 1.0, 1.0, "Identity weight of B, the client-like image")
+        self.light_cutoff = double_slider(1.0, 60.0, 10.0, "Light map blur (crop pixels): larger = softer shading")
+        self.hf_cutoff = double_slider(1.0, 60.0, 10.0, "Detail kept from B (crop pixels): larger = more of B")
+        self.light_weight = double_slider(0.0, 1.0, 1.0, "Shading from the reference (1) or the client photo (0)")
+        self.detail_weight = double_slider(0.0, 2.0, 1.0, "Gain on the client's detail")
+        self.harmonize_strength = double_slider(0.0, 1.0, 1.0, "Colour match and seam blending")
+        self.seam_width = double_slider(0.0, 40.0, 10.0, "Width of the blended band around the mask edge")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 150)
+        self.steps.setValue(30)
+
+        identity = QGroupBox("Identity (A ↔ B)")
+        form = QFormLayout(identity)
+        form.addRow("A identity", self.a_strength)
+        form.addRow("B identity", self.b_strength)
+        shading = QGroupBox("Shading")
+        form = QFormLayout(shading)
+        form.addRow("Light cut-off", self.light_cutoff)
+        form.addRow("HF cut-off", self.hf_cutoff)
+        form.addRow("Light weight", self.light_weight)
+        form.addRow("Detail weight", self.detail_weight)
+        harmony = QGroupBox("Harmonisation")
+        form = QFormLayout(harmony)
+        form.addRow("Strength", self.harmonize_strength)
+        form.addRow("Seam width", self.seam_width)
+        general = QFormLayout()
+        general.addRow("Engine", self.engine)
+        general.addRow("Seed", self.seed)
+        general.addRow("Steps", self.steps)
+
+        self.stage_buttons: dict[str, QPushButton] = {}
+        buttons = QGridLayout()
+        for column, (stage, label) in enumerate(RUN_STAGES):
+            button = QPushButton(label)
+            button.clicked.connect(lambda _=False, s=stage: self.run_requested.emit(s))
+            self.stage_buttons[stage] = button
+            buttons.addWidget(button, 0, column)
+        self.run_all = QPushButton(qta.icon("mdi6.play", color="white"), "Run all")
+        self.run_all.setObjectName("primary")
+        self.run_all.clicked.connect(lambda: self.run_requested.emit("all"))
+        self.cancel = QPushButton(qta.icon("mdi6.stop"), "Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.cancel_requested)
+        buttons.addWidget(self.run_all, 1, 0, 1, 2)
+        buttons.addWidget(self.cancel, 1, 2)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.status = QLabel("Ready")
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(general)
+        layout.addWidget(identity)
+        layout.addWidget(shading)
+        layout.addWidget(harmony)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        for slider in (self.a_strength, self.b_strength, self.light_weight, self.harmonize_strength, self.seam_width):
+            slider.valueChanged.connect(self.params_changed)
+        for slider in (self.light_cutoff, self.hf_cutoff, self.detail_weight):
+            slider.valueChanged.connect(self.params_changed)
+            slider.valueChanged.connect(self.shading_changed)
+        self.light_weight.valueChanged.connect(self.shading_changed)
+        self.engine.currentIndexChanged.connect(self.params_changed)
+        self.seed.valueChanged.connect(self.params_changed)
+        self.steps.valueChanged.connect(self.params_changed)
+        self._started = 0.0
+
+    # ------------------------------------------------------------------ parameters
+
+    def request_params(self) -> dict:
+        """Keyword arguments for :class:`RunRequest` (everything but the inputs)."""
+        return {
+            "engine": self.engine.currentData(),
+            "seed": self.seed.value(),
+            "steps": self.steps.value(),
+            "identity_params": IdentityParams(a_strength=round(self.a_strength.value(), 4),
+                                              b_strength=round(self.b_strength.value(), 4)),
+            "shading": ShadingParams(light_cutoff=round(self.light_cutoff.value(), 3),
+                                     hf_cutoff=round(self.hf_cutoff.value(), 3),
+                                     light_weight=round(self.light_weight.value(), 4),
+                                     detail_weight=round(self.detail_weight.value(), 4)),
+            "harmonize": HarmonizeParams(strength=round(self.harmonize_strength.value(), 4),
+                                         seam_width=round(self.seam_width.value(), 3)),
+        }
+
+    def set_from_request(self, request: RunRequest) -> None:
+        """Recall settings: every control takes the stored request's value."""
+        index = self.engine.findData(request.engine)
+        self.engine.setCurrentIndex(max(index, 0))
+        self.seed.setValue(request.seed)
+        self.steps.setValue(request.steps)
+        self.a_strength.setValue(request.identity_params.a_strength)
+        self.b_strength.setValue(request.identity_params.b_strength)
+        self.light_cutoff.setValue(request.shading.light_cutoff)
+        self.hf_cutoff.setValue(request.shading.hf_cutoff)
+        self.light_weight.setValue(request.shading.light_weight)
+        self.detail_weight.setValue(request.shading.detail_weight)
+        self.harmonize_strength.setValue(request.harmonize.strength)
+        self.seam_width.setValue(request.harmonize.seam_width)
+
+    # ------------------------------------------------------------------ progress
+
+    def set_running(self, running: bool, label: str = "") -> None:
+        for button in (*self.stage_buttons.values(), self.run_all):
+            button.setEnabled(not running)
+        self.cancel.setEnabled(running)
+        if running:
+            self._started = time.monotonic()
+            self.progress.setValue(0)
+            self.status.setText(label or "Starting…")
+
+    def show_progress(self, stage: str, step: int, total: int, message: str) -> None:
+        """Overall progress across the stages, with the time left estimated from the time so far."""
+        index = PROGRESS_STAGES.index(stage) if stage in PROGRESS_STAGES else 0
+        fraction = (index + (step / total if total else 0.0)) / len(PROGRESS_STAGES)
+        self.progress.setValue(int(fraction * 1000))
+        elapsed = time.monotonic() - self._started
+        eta = ""
+        if fraction > 0.05 and elapsed > 1.0:
+            eta = f" · about {max(0.0, elapsed * (1 - fraction) / fraction):.0f} s left"
+        steps = f" (step {step}/{total})" if total > 1 else ""
+        self.status.setText(f"{message or stage}{steps}{eta}")
+
+    def show_done(self, text: str) -> None:
+        self.set_running(False)
+        self.progress.setValue(1000)
+        self.status.setText(text)
+
+    def show_stopped(self, text: str) -> None:
+        self.set_running(False)
+        self.progress.setValue(0)
+        self.status.setText(text)

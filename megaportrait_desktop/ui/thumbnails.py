@@ -1,0 +1,49 @@
+"""Thumbnails made off the GUI thread (QImage is safe to build on any thread; QPixmap is not)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+from .images import to_qimage
+
+
+def load_thumbnail(path: str | Path, size: int) -> QImage:
+    """A ``size``-pixel thumbnail of an image file (upright), or a null QImage if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            im.thumbnail((size, size), Image.Resampling.LANCZOS)
+            return to_qimage(np.asarray(im))
+    except (OSError, ValueError, SyntaxError):
+        return QImage()
+
+
+def load_thumbnails(items: list[tuple[int, str]], size: int) -> list[tuple[int, QImage]]:
+    return [(key, load_thumbnail(path, size)) for key, path in items]
+
+
+def with_badge(image: QImage, text: str, colour: str = "#3d6fa8") -> QImage:
+    """The thumbnail with a round badge (e.g. the face count) in its top-right corner."""
+    if image.isNull():
+        return image
+    out = image.convertToFormat(QImage.Format.Format_ARGB32)
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    d = max(18, out.width() // 6)
+    rect = QRect(out.width() - d - 4, 4, d, d)
+    painter.setBrush(QColor(colour))
+    painter.setPen(QColor("white"))
+    painter.drawEllipse(rect)
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(int(d * 0.6))
+    painter.setFont(font)
+    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+    painter.end()
+    return out
