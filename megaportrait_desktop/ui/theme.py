@@ -17,7 +17,8 @@ def apply_dark_theme(app: QApplication) -> None:
             "mid": "#444444", "disabled": "#7a7a7a"}
     for role, colour in ((QPalette.ColorRole.Window, grey["window"]), (QPalette.ColorRole.WindowText, grey["text"]),
                          (QPalette.ColorRole.Base, grey["base"]), (QPalette.ColorRole.AlternateBase, grey["alt"]),
-                         (QPalette.ColorRole.ToolTipBase, grey["button"]), (QPalette.ColorRole.ToolTipText, grey["text"]),
+                         (QPalette.ColorRole.ToolTipBase, grey["button"]),
+                         (QPalette.ColorRole.ToolTipText, grey["text"]),
                          (QPalette.ColorRole.Text, grey["text"]), (QPalette.ColorRole.Button, grey["button"]),
                          (QPalette.ColorRole.ButtonText, grey["text"]), (QPalette.ColorRole.Mid, grey["mid"]),
                          (QPalette.ColorRole.Highlight, ACCENT), (QPalette.ColorRole.HighlightedText, "#ffffff"),
