@@ -99,7 +99,8 @@ def bench_brush() -> None:
             strokes.append((size, time.perf_counter() - t0))
         per = [t for s, t in strokes if s == size]
         per_move = moves[-200:]
-        print(f"brush {size:3d} px on a {w}×{h} (24 MP) mask: one 40-move stroke {statistics.median(per) * 1000:6.1f} ms "
+        print(f"brush {size:3d} px on a {w}×{h} (24 MP) mask: one 40-move stroke "
+              f"{statistics.median(per) * 1000:6.1f} ms "
               f"(incl. repaint); per mouse move median {statistics.median(per_move) * 1000:.2f} ms, "
               f"max {max(per_move) * 1000:.2f} ms")
     t0 = time.perf_counter()
