@@ -107,6 +107,17 @@ class ImageCanvas(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setMouseTracking(True)
 
+    #: Shown on an empty canvas.
+    hint = "Open a project (File → Open Project) or create one (File → New Project)."
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        if self._image.image.isNull() and self.hint:
+            painter.save()
+            painter.resetTransform()
+            painter.setPen(QColor("#8a8a8a"))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, self.hint)
+            painter.restore()
+
     # ------------------------------------------------------------------ images
 
     def set_image(self, image: QImage, fit: bool = False) -> None:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSlider,
     QTabBar,
     QVBoxLayout,
@@ -105,6 +106,12 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.identities)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.references)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.history)
+        # Side docks run the full height; History sits under the canvas only.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.history], [190], Qt.Orientation.Vertical)
+        self.resizeDocks([self.pipeline_dock, self.mask_dock], [560, 340], Qt.Orientation.Vertical)
+        self.resizeDocks([self.pipeline_dock], [330], Qt.Orientation.Horizontal)
 
         self._build_actions()
         self._build_status_bar()
@@ -116,7 +123,11 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        scroll = QScrollArea()  # the panels scroll rather than force a tall window on a laptop screen
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         return dock
 
