@@ -153,3 +153,32 @@ def test_a_missing_model_shows_its_dialog(window, qtbot) -> None:
     assert "Open model settings" in labels
     assert "Failed" in window.panel.status.text() and window.panel.run_all.isEnabled()
     box.close()
+
+
+def test_drop_portraits_on_the_gallery_imports_them(window, qtbot, photo_files, grace) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    Image.fromarray(grace).save(photo_files["reference"].with_name("grace_ref.png"))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo_files["reference"].with_name("grace_ref.png"))),
+                  QUrl.fromLocalFile(str(photo_files["reference"].with_name("notes.txt")))])
+    gallery = window.references.gallery
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    gallery.dropEvent(event)
+    qtbot.waitUntil(lambda: gallery.count() == 2, timeout=20_000)
+    assert window.project.references()[-1].name == "grace_ref"
+
+
+def test_recall_settings_restores_the_sliders(window, qtbot) -> None:
+    window.panel.light_cutoff.setValue(22.0)
+    window.panel.a_strength.setValue(0.3)
+    with qtbot.waitSignal(window.worker.finished, timeout=60_000) as blocker:
+        window.run_pipeline("all")
+    output_id = blocker.args[1][1]
+    window.panel.light_cutoff.setValue(5.0)
+    window.panel.a_strength.setValue(0.0)
+    window.recall_settings(output_id)
+    assert window.panel.light_cutoff.value() == pytest.approx(22.0)
+    assert window.panel.a_strength.value() == pytest.approx(0.3)
