@@ -9,18 +9,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from . import classic
 from .align import crop_face
-from .errors import FaceError, ImageError, RequestError
+from .errors import FaceError, ImageError
 from .face import Face, choose_face, detect_faces
 from .identity import available_backend, identity_embedding, identity_score
 from .imaging import Picture, from_float, load_image, save_image, to_float, to_uint8
 from .progress import CancelToken, ProgressCallback, Reporter
 from .request import RunRequest
+
+if TYPE_CHECKING:
+    from .diffusion.engine import DiffusionEngine
 
 #: Stage images, in pipeline order; crop-space stages first, full-resolution ones last.
 STAGES = ("reference", "A", "B", "light_map", "hf_map", "shaded", "mask", "pasted", "final")
@@ -55,8 +59,12 @@ class RunResult:
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None, models_dir: Path | None = None) -> RunResult:
+        cancel: CancelToken | None = None, models_dir: Path | None = None, *,
+        diffusion: DiffusionEngine | None = None) -> RunResult:
     """Run the whole pipeline for ``request`` with the engine it names.
+
+    ``diffusion`` is the engine that keeps diffusion models loaded between runs (the app's worker
+    holds one); without it a fresh one reads the model settings and loads them.
 
     Raises
     ------
@@ -67,7 +75,9 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
     """
     reporter = Reporter(on_progress, cancel)
     if request.engine == "diffusion":
-        raise RequestError("The diffusion engine is not available in this build yet; use the classic engine.")
+        from .diffusion.engine import DiffusionEngine
+
+        return (diffusion or DiffusionEngine()).run(request, reporter, models_dir)
     return _run_classic(request, reporter, models_dir)
 
 
