@@ -211,7 +211,7 @@ def load_base(model: ResolvedModel, dtype: Any = None) -> dict[str, Any]:
     from diffusers import StableDiffusionPipeline
 
     kwargs: dict[str, Any] = dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-                                  local_files_only=True, torch_dtype=dtype)
+                                  local_files_only=True, dtype=dtype)
     try:
         if model.kind == "single_file":
             pipe = StableDiffusionPipeline.from_single_file(str(model.path), config=str(model.config), **kwargs)
@@ -229,9 +229,9 @@ def load_controlnet(model: ResolvedModel, dtype: Any = None) -> Any:
     try:
         if model.kind == "single_file":
             return ControlNetModel.from_single_file(str(model.path), config=str(model.config),
-                                                    local_files_only=True, torch_dtype=dtype)
+                                                    local_files_only=True, dtype=dtype)
         return ControlNetModel.from_pretrained(str(model.path), use_safetensors=True, local_files_only=True,
-                                               torch_dtype=dtype)
+                                               dtype=dtype)
     except (OSError, ValueError, KeyError) as exc:
         raise _load_failed(model, exc) from exc
 

@@ -198,7 +198,7 @@ def fit_vae(vae: Any, images: list[Any], steps: int = 150, seed: int = 0, lr: fl
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     vae.eval()
     vae.requires_grad_(False)
     return losses
