@@ -38,12 +38,15 @@ class DiffusionEngine:
     ----------
     settings:
         Model and device choices; ``None`` reads ``models.json`` from the config folder at each run.
+    loaded:
+        Models already in memory (benchmarks build random ones): used for every run, settings ignored.
     """
 
-    def __init__(self, settings: ModelSettings | None = None) -> None:
+    def __init__(self, settings: ModelSettings | None = None, loaded: LoadedModels | None = None) -> None:
         self._settings = settings
-        self._loaded: LoadedModels | None = None
+        self._loaded: LoadedModels | None = loaded
         self._key: tuple | None = None
+        self._fixed = loaded is not None
 
     @property
     def settings(self) -> ModelSettings:
@@ -56,6 +59,8 @@ class DiffusionEngine:
     def models(self, overrides: dict[str, str | None] | None = None, device: str | None = None,
                roles: tuple[str, ...] = ROLES) -> LoadedModels:
         """Resolve and load ``roles`` (reusing the loaded set when nothing changed)."""
+        if self._fixed:
+            return self._loaded
         resolved = resolve_all(self.settings, overrides, roles)
         choice = self.device(device)
         key = (tuple((r, str(m.path), str(m.config)) for r, m in resolved.items()), choice)

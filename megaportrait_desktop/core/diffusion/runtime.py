@@ -115,12 +115,19 @@ def load_models(resolved: dict[str, ResolvedModel], choice: DeviceChoice) -> Loa
     components = load_base(resolved["base"], dtype=choice.dtype)
     controlnets = {role: load_controlnet(model, dtype=choice.dtype) for role, model in resolved.items()
                    if role != "base"}
-    if not choice.offload:
-        for name in ("unet", "vae", "text_encoder"):
-            components[name].to(choice.device)
-        for net in controlnets.values():
-            net.to(choice.device)
-    return LoadedModels(components=components, controlnets=controlnets, choice=choice, resolved=resolved)
+    return place(components, controlnets, choice, resolved)
+
+
+def place(components: dict[str, Any], controlnets: dict[str, Any], choice: DeviceChoice,
+          resolved: dict[str, ResolvedModel] | None = None) -> LoadedModels:
+    """Models already in memory, cast to the run's dtype and moved to its device (unless offloading)."""
+    modules = [components[n] for n in ("unet", "vae", "text_encoder")] + list(controlnets.values())
+    for module in modules:
+        if module.dtype != choice.dtype:
+            module.to(dtype=choice.dtype)
+        if not choice.offload:
+            module.to(choice.device)
+    return LoadedModels(components=components, controlnets=controlnets, choice=choice, resolved=resolved or {})
 
 
 def step_callback(reporter: Reporter, stage: str, message: str, preview_every: int,
