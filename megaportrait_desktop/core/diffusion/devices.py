@@ -112,7 +112,7 @@ def empty_cache(device: torch.device) -> None:
 
 
 def autocast(choice: DeviceChoice):
-    """Mixed precision for training on GPUs; a no-op context on the CPU."""
-    if choice.device.type == "cpu" or choice.dtype == torch.float32:
+    """Mixed precision for training in the run's half precision; a no-op context in fp32."""
+    if choice.dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(choice.device.type, dtype=choice.dtype)
