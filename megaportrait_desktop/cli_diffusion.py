@@ -24,6 +24,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, roles: tuple[str, ...] 
     group = parser.add_argument_group("diffusion models (default: the model settings file)")
     for role in roles:
         group.add_argument(f"--{role.replace('_', '-')}", dest=role, metavar="PATH_OR_REPO", help=ROLE_FLAGS[role])
+    group.add_argument("--model-config", action="append", default=[], metavar="ROLE=PATH_OR_REPO",
+                       help="diffusers config (folder or cached repo id) for a single-file model, e.g. "
+                            "base=/models/sd15-config; repeatable")
     group.add_argument("--models-settings", metavar="FILE",
                        help="a models.json to use instead of the one in the config folder")
     group.add_argument("--save-models", action="store_true",
@@ -56,14 +59,23 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
 def engine_from_args(args: argparse.Namespace):
     """A :class:`DiffusionEngine` over the settings file (or ``--models-settings``) plus the flags."""
     from .core.diffusion.engine import DiffusionEngine
-    from .core.diffusion.models import ROLES, load_settings, save_settings
+    from .core.diffusion.models import ROLES, ModelSpec, load_settings, save_settings
+    from .core.errors import RequestError
 
     path = Path(args.models_settings) if getattr(args, "models_settings", None) else None
     settings = load_settings(path)
+    configs = {}
+    for item in getattr(args, "model_config", None) or []:
+        role, sep, value = item.partition("=")
+        if not sep or role.replace("-", "_") not in ROLES:
+            raise RequestError(f"--model-config {item!r}: write ROLE=PATH_OR_REPO with ROLE one of {', '.join(ROLES)}.")
+        configs[role.replace("-", "_")] = _local(value)
     for role in ROLES:
         value = getattr(args, role, None)
         if value:
-            settings = settings.with_model(role, str(Path(value).resolve()) if Path(value).exists() else value)
+            settings = settings.with_model(role, ModelSpec(_local(value), configs.get(role)))
+        elif role in configs and role in settings.models:
+            settings = settings.with_model(role, ModelSpec(settings.models[role].source, configs[role]))
     if getattr(args, "save_models", False):
         print(f"Saved the model choices to {save_settings(settings, path)}", file=sys.stderr)
     return DiffusionEngine(settings)
@@ -73,8 +85,7 @@ def diffusion_overrides(args: argparse.Namespace) -> dict:
     """The ``DiffusionParams`` fields the ``run`` flags set (model sources are recorded in the request)."""
     from .core.diffusion.models import ROLES
 
-    values: dict = {role: str(Path(v).resolve()) if Path(v).exists() else v
-                    for role in ROLES if (v := getattr(args, role, None))}
+    values: dict = {role: _local(v) for role in ROLES if (v := getattr(args, role, None))}
     if args.lora:
         values["lora"] = str(Path(args.lora).resolve())
     if args.face_control:
@@ -82,6 +93,11 @@ def diffusion_overrides(args: argparse.Namespace) -> dict:
     if args.device:
         values["device"] = args.device
     return values
+
+
+def _local(value: str) -> str:
+    """An existing path made absolute (requests outlive the working folder); a repo id as given."""
+    return str(Path(value).resolve()) if Path(value).exists() else value
 
 
 def train_identity(args: argparse.Namespace, photos: list[Path]) -> int:

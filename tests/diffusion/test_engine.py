@@ -166,3 +166,20 @@ def test_cli_trains_an_identity_and_runs_the_diffusion_engine(tiny_models, photo
                  "--reference", str(photo_files["reference"]), "--out", str(tmp_path / "x.png"),
                  "--base", str(tmp_path / "model.ckpt")])
     assert code == 2 and "pickle checkpoint" in capsys.readouterr().err
+
+
+def test_cli_points_at_single_files_with_their_configs(tiny_models) -> None:
+    from megaportrait_desktop.cli import build_parser
+    from megaportrait_desktop.cli_diffusion import engine_from_args
+    from megaportrait_desktop.core.diffusion.models import ROLES, resolve_all
+    from megaportrait_desktop.core.errors import RequestError
+
+    single, folders = tiny_models["single"], tiny_models["folders"]
+    argv = ["run", "--identity", "x", "--reference", "y", "--out", "z", "--engine", "diffusion"]
+    for role in ROLES:
+        argv += [f"--{role.replace('_', '-')}", str(single[role]), "--model-config", f"{role}={folders[role]}"]
+    settings = engine_from_args(build_parser().parse_args(argv)).settings
+    resolved = resolve_all(settings)
+    assert all(m.kind == "single_file" and m.config == folders[r] for r, m in resolved.items())
+    with pytest.raises(RequestError, match="ROLE=PATH_OR_REPO"):
+        engine_from_args(build_parser().parse_args([*argv[:8], "--model-config", "nonsense"]))
