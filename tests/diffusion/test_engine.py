@@ -182,4 +182,4 @@ def test_cli_points_at_single_files_with_their_configs(tiny_models) -> None:
     resolved = resolve_all(settings)
     assert all(m.kind == "single_file" and m.config == folders[r] for r, m in resolved.items())
     with pytest.raises(RequestError, match="ROLE=PATH_OR_REPO"):
-        engine_from_args(build_parser().parse_args([*argv[:8], "--model-config", "nonsense"]))
+        engine_from_args(build_parser().parse_args([*argv[:9], "--model-config", "nonsense"]))
