@@ -183,3 +183,42 @@ def test_cli_points_at_single_files_with_their_configs(tiny_models) -> None:
     assert all(m.kind == "single_file" and m.config == folders[r] for r, m in resolved.items())
     with pytest.raises(RequestError, match="ROLE=PATH_OR_REPO"):
         engine_from_args(build_parser().parse_args([*argv[:9], "--model-config", "nonsense"]))
+
+
+def test_diffusion_settings_round_trip_and_old_requests_still_load(photo_files) -> None:
+    request = _request(photo_files, lora="/x/identity_lora.safetensors", a_denoise=0.2, face_control="canny")
+    assert RunRequest.from_json(request.to_json()) == request
+    old = request.to_dict()
+    del old["diffusion"]  # a request stored before the diffusion engine existed
+    assert RunRequest.from_dict(old).diffusion == DiffusionParams()
+    from megaportrait_desktop.core.errors import RequestError
+
+    with pytest.raises(RequestError, match="shading_denoise must be between 0 and 1"):
+        _request(photo_files, shading_denoise=1.5)
+
+
+def test_weight_based_annotator_without_weights_says_what_to_install(reference_crop, tmp_path) -> None:
+    from megaportrait_desktop.core.diffusion.control import face_geometry
+    from megaportrait_desktop.core.errors import ModelMissingError
+    from megaportrait_desktop.core.imaging import to_uint8
+
+    with pytest.raises(ModelMissingError, match="lineart annotator needs sk_model.pth .* 'lllyasviel/Annotators'"):
+        face_geometry("lineart", to_uint8(reference_crop), tmp_path)
+    for kind in ("canny", "lineart_standard"):
+        out = face_geometry(kind, to_uint8(reference_crop))
+        assert out.shape == reference_crop.shape and out.dtype == np.uint8 and out.any()
+
+
+def test_user_mask_limits_the_change(engine, photo_files, tmp_path) -> None:
+    import cv2
+
+    reference = np.asarray(Image.open(photo_files["reference"]).convert("RGB"))
+    mask = np.zeros(reference.shape[:2], np.uint8)
+    cv2.ellipse(mask, (240, 120), (40, 55), 0, 0, 360, 255, -1)
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    request = _request(photo_files, preview_every=0).replace(mask=str(tmp_path / "mask.png"))
+    out = run(request, diffusion=engine)
+    assert np.array_equal(out.final.pixels[~out.region], reference[~out.region])
+    changed = np.any(out.final.pixels != reference, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and 150 < xs.mean() < 330 and 40 < ys.mean() < 200  # around the painted face

@@ -46,8 +46,8 @@ def face_geometry(kind: str, rgb: np.ndarray, models_dir: Path | None = None) ->
     elif kind == "lineart_standard":
         from controlnet_aux.lineart_standard import LineartStandardDetector
 
-        out = LineartStandardDetector()(rgb, detect_resolution=resolution, image_resolution=resolution,
-                                        output_type="np")
+        # This one returns the input's size itself (it has no image_resolution).
+        out = LineartStandardDetector()(rgb, detect_resolution=resolution, output_type="np")
     elif kind in _WEIGHTED:
         out = _weighted(kind, rgb, resolution, models_dir)
     else:
