@@ -6,6 +6,7 @@ and the partial result is discarded (``Cancelled`` is raised, nothing is returne
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class RunResult:
         ``pasted`` and ``final``.
     region:
         Bool ``(H, W)``: the harmonisation region; every pixel outside it equals the reference's.
+    models:
+        The models a diffusion run used, with their hashes, for the output's provenance.
     """
 
     request: RunRequest
@@ -56,6 +59,8 @@ class RunResult:
     identity_score: float | None = None
     score_backend: str | None = None
     warnings: tuple[str, ...] = ()
+    #: Diffusion engine: every model the run used, by role (and ``lora``): ``{"path", "sha256"}``.
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
@@ -240,7 +245,10 @@ def save_result(result: RunResult, out: str | Path, stages: bool = True) -> Path
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".tif", ".tiff"}:
         out = out / "final.png"
-    save_image(out, result.final, text={"megaportrait:request": result.request.to_json()})
+    text = {"megaportrait:request": result.request.to_json()}
+    if result.models:
+        text["megaportrait:models"] = json.dumps(result.models, sort_keys=True)
+    save_image(out, result.final, text=text)
     if stages:
         folder = out.parent / f"{out.stem}_stages"
         for name in STAGES:

@@ -38,6 +38,11 @@ def test_every_stage_image_is_returned(result, photo_files) -> None:
     assert out.stages["final"].shape == reference.shape and out.final.pixels.dtype == reference.dtype
     assert set(out.timings) >= {"load", "identity", "shading", "paste", "harmonize"}
     assert not out.warnings  # a LoRA was given
+    # Provenance: every model the run used, with a hash of its weights.
+    assert set(out.models) == {"base", "face_controlnet", "light_controlnet", "detail_controlnet",
+                               "inpaint_controlnet", "lora"}
+    assert all(len(m["sha256"]) == 64 for m in out.models.values())
+    assert out.models["face_controlnet"]["sha256"] != out.models["light_controlnet"]["sha256"]
 
 
 def test_shading_and_harmonization_leave_everything_outside_their_masks_bit_identical(result, photo_files) -> None:
@@ -162,6 +167,10 @@ def test_cli_trains_an_identity_and_runs_the_diffusion_engine(tiny_models, photo
     err = capsys.readouterr().err
     assert code == 0, err
     assert (tmp_path / "out.png").exists() and (tmp_path / "out_stages" / "B.png").exists()
+    import json
+
+    provenance = json.loads(Image.open(tmp_path / "out.png").text["megaportrait:models"])
+    assert provenance["base"]["path"] == str(folders["base"]) and len(provenance["lora"]["sha256"]) == 64
     code = main(["run", "--engine", "diffusion", "--identity", str(photo_files["identity"]),
                  "--reference", str(photo_files["reference"]), "--out", str(tmp_path / "x.png"),
                  "--base", str(tmp_path / "model.ckpt")])

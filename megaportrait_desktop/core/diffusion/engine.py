@@ -24,7 +24,7 @@ from ..request import RunRequest
 from .control import face_geometry
 from .devices import DeviceChoice, choose_device
 from .harmonize import blend_weight, composite, harmonize
-from .models import ROLES, ModelSettings, load_settings, resolve_all
+from .models import ROLES, ModelSettings, fingerprint, load_settings, resolve_all
 from .pair import generate_pair, pair_settings
 from .runtime import LoadedModels, load_models
 from .shading import shade
@@ -47,6 +47,7 @@ class DiffusionEngine:
         self._loaded: LoadedModels | None = loaded
         self._key: tuple | None = None
         self._fixed = loaded is not None
+        self._hashes: dict = {}
 
     @property
     def settings(self) -> ModelSettings:
@@ -181,9 +182,13 @@ class DiffusionEngine:
         }
         score, backend = _score(final, face, sources, models_dir)
         lap("score")
+        used = {role: {"path": str(m.path), "sha256": fingerprint(m.path, self._hashes)}
+                for role, m in models.resolved.items()}
+        if d.lora:
+            used["lora"] = {"path": str(d.lora), "sha256": fingerprint(d.lora, self._hashes)}
         return RunResult(request=request, final=final, stages=stages, region=region,
                          source_index=classic.choose_source(sources, face), face_box=face.box, timings=timings,
-                         identity_score=score, score_backend=backend, warnings=tuple(warnings))
+                         identity_score=score, score_backend=backend, warnings=tuple(warnings), models=used)
 
 
 def _auto_mask(crop, face: Face, request: RunRequest) -> np.ndarray:

@@ -236,6 +236,35 @@ def load_controlnet(model: ResolvedModel, dtype: Any = None) -> Any:
         raise _load_failed(model, exc) from exc
 
 
+def fingerprint(path: str | Path, cache: dict | None = None) -> str:
+    """SHA-256 of a weights file, or of a folder's ``.safetensors`` files (names and hashes, sorted).
+
+    Weights are gigabytes: ``cache`` (keyed by path, size and modification time) keeps a session from
+    hashing the same file twice.
+    """
+    import hashlib
+
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
+    outer = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = cache.get(key) if cache is not None else None
+        if digest is None:
+            inner = hashlib.sha256()
+            with file.open("rb") as f:
+                while chunk := f.read(1 << 24):
+                    inner.update(chunk)
+            digest = inner.hexdigest()
+            if cache is not None:
+                cache[key] = digest
+        if len(files) == 1 and file == path:
+            return digest
+        outer.update(f"{file.relative_to(path)}:{digest}\n".encode())
+    return outer.hexdigest()
+
+
 # ------------------------------------------------------------------------------------------ helpers
 
 
