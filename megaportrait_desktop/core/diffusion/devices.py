@@ -116,3 +116,27 @@ def autocast(choice: DeviceChoice):
     if choice.dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(choice.device.type, dtype=choice.dtype)
+
+
+@contextlib.contextmanager
+def deterministic(choice: DeviceChoice) -> Iterator[None]:
+    """Deterministic kernels inside the block (same seed, same device → same weights), then as before.
+
+    On CUDA, cuDNN's autotuned and atomics-based kernels make backward passes differ run to run;
+    this asks PyTorch for deterministic ones (warning, not failing, where an op has none).
+    """
+    if choice.device.type != "cuda":
+        yield
+        return
+    import os
+
+    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import Cancelled, RequestError
 from ..progress import Reporter
-from .devices import DeviceChoice, autocast, out_of_memory_as_message
+from .devices import DeviceChoice, autocast, deterministic, out_of_memory_as_message
 from .lora_export import KOHYA_FILE, LORA_FILE, export_kohya
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -130,7 +130,7 @@ def train_identity(crops: list[np.ndarray], components: dict[str, Any], out_dir:
     unet, vae, text_encoder, tokenizer = (components[k] for k in ("unet", "vae", "text_encoder", "tokenizer"))
     noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
     device = choice.device
-    with out_of_memory_as_message(choice, "training the identity"):
+    with out_of_memory_as_message(choice, "training the identity"), deterministic(choice):
         for model in (unet, vae, text_encoder):
             model.to(device)
             model.requires_grad_(False)
