@@ -64,8 +64,9 @@ class DiffusionEngine:
             return self._loaded
         resolved = resolve_all(self.settings, overrides, roles)
         choice = self.device(device)
-        key = (tuple((r, str(m.path), str(m.config)) for r, m in resolved.items()), choice)
-        if key != self._key:
+        key = (frozenset((r, str(m.path), str(m.config)) for r, m in resolved.items()), choice)
+        # A subset of what is loaded (training needs only the base) reuses the loaded set.
+        if self._key is None or not (key[0] <= self._key[0] and key[1] == self._key[1]):
             self._loaded = None  # free the old set before loading the new one
             self._loaded = load_models(resolved, choice)
             self._key = key
