@@ -109,3 +109,17 @@ def test_cancel_stops_within_one_step_and_training_resumes_from_the_checkpoint(e
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-5)
+
+
+def test_small_gpu_mode_checkpoints_activations_and_trains_the_same_lora(engine, reference_crop, tmp_path) -> None:
+    from dataclasses import replace
+
+    components = engine.models(roles=("base",)).components
+    choice = engine.device()
+    plain = train_identity([reference_crop], components, tmp_path / "plain", _params(steps=2), choice)
+    small = train_identity([reference_crop], components, tmp_path / "small", _params(steps=2),
+                           replace(choice, offload=True))
+    assert not components["unet"].is_gradient_checkpointing  # switched back off afterwards
+    a, b = load_file(str(plain.lora_path)), load_file(str(small.lora_path))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)

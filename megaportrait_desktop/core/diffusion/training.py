@@ -175,6 +175,9 @@ def _train(unet, text_encoder, tokenizer, noise_scheduler, latents_mean, latents
     if checkpoint.exists():
         start, losses = _load_checkpoint(checkpoint, params, trainable, optimizer, rng)
     unet.train()
+    if choice.offload:
+        # Small GPUs (the ones that offload at inference): recompute activations instead of keeping them.
+        unet.enable_gradient_checkpointing()
     started = time.perf_counter()
     prediction_type = noise_scheduler.config.prediction_type
     n = latents_mean.shape[0]
@@ -215,6 +218,8 @@ def _train(unet, text_encoder, tokenizer, noise_scheduler, latents_mean, latents
         raise
     finally:
         unet.eval()
+        if choice.offload:
+            unet.disable_gradient_checkpointing()
 
     lora_path = _save_lora(unet, text_encoder, out_dir, params, alpha)
     kohya_path = export_kohya(lora_path, out_dir / KOHYA_FILE, alpha=alpha)
