@@ -68,6 +68,8 @@ def test_a_missing_role_names_the_role_and_what_to_install(tiny_models) -> None:
     settings = ModelSettings().with_model("base", str(tiny_models["folders"]["base"]))
     with pytest.raises(ModelMissingError, match="No face-geometry ControlNet is set. Install an SD 1.5 face"):
         models.resolve_all(settings)
+    status = models.check_all(settings)
+    assert status["base"] is None and "No light ControlNet is set" in status["light_controlnet"]
     with pytest.raises(ModelMissingError, match="inpaint ControlNet .* is not on this machine"):
         models.resolve("inpaint_controlnet", "/no/such/control_v11p_sd15_inpaint")
 

@@ -206,6 +206,18 @@ def resolve_all(settings: ModelSettings, overrides: dict[str, str | None] | None
     return out
 
 
+def check_all(settings: ModelSettings) -> dict[str, str | None]:
+    """For a settings dialog: per role, ``None`` when it resolves, else the message saying what to install."""
+    out: dict[str, str | None] = {}
+    for role in ROLES:
+        try:
+            resolve(role, settings.models.get(role))
+            out[role] = None
+        except (ModelMissingError, UnsafeModelError) as exc:
+            out[role] = str(exc)
+    return out
+
+
 def load_base(model: ResolvedModel, dtype: Any = None) -> dict[str, Any]:
     """The base model's components (``unet``, ``vae``, ``text_encoder``, ``tokenizer``, ``scheduler``)."""
     from diffusers import StableDiffusionPipeline
