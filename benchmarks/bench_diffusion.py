@@ -35,37 +35,52 @@ from megaportrait_desktop.core.pipeline import run  # noqa: E402
 from megaportrait_desktop.core.progress import Reporter  # noqa: E402
 from megaportrait_desktop.core.request import DiffusionParams, RunRequest  # noqa: E402
 
+#: Stages whose progress steps are denoising (or training) steps.
+STEP_STAGES = ("train", "identity", "shading", "harmonize")
+
 
 class StageMeter:
-    """Wall time, denoising/training steps and peak GPU memory per stage, from progress reports."""
+    """Steps, step times and peak GPU memory per stage, from the engine's progress reports.
+
+    Each stage opens with a step-0 report, so the peak memory is reset where the stage starts; the
+    rate is taken between a stage's first and last step reports, so setup and decoding stay out of it.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.stages: dict[str, dict] = {}
         self._current: str | None = None
-        self._started = 0.0
 
     def __call__(self, progress) -> None:
         if progress.stage != self._current:
             self._switch(progress.stage)
         # Every report with a step ≥ 1 is one denoising (or training) step, except the closing "Done".
-        if progress.step >= 1 and progress.message != "Done":
-            self.stages[progress.stage]["steps"] += 1
+        if progress.stage in STEP_STAGES and progress.step >= 1 and progress.message != "Done":
+            entry = self.stages[progress.stage]
+            now = self._sync()
+            entry["first"] = entry["first"] if entry["first"] is not None else now
+            entry["last"] = now
+            entry["steps"] += 1
 
-    def _switch(self, stage: str | None) -> None:
-        now = self._sync()
-        if self._current is not None:
-            entry = self.stages[self._current]
-            entry["seconds"] += now - self._started
-            entry["peak_gb"] = max(entry["peak_gb"], self._peak())
-        self._current, self._started = stage, now
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        if stage is not None:
-            self.stages.setdefault(stage, {"seconds": 0.0, "steps": 0, "peak_gb": 0.0})
+    def rate(self, stage: str) -> float | None:
+        """Steps per second between the first and the last step of ``stage``."""
+        entry = self.stages.get(stage)
+        if not entry or entry["steps"] < 2 or entry["last"] <= entry["first"]:
+            return None
+        return (entry["steps"] - 1) / (entry["last"] - entry["first"])
 
     def close(self) -> None:
         self._switch(None)
+
+    def _switch(self, stage: str | None) -> None:
+        if self._current is not None:
+            self.stages[self._current]["peak_gb"] = self._peak()
+        self._current = stage
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        if stage is not None:
+            self.stages.setdefault(stage, {"steps": 0, "first": None, "last": None, "peak_gb": 0.0})
 
     def _sync(self) -> float:
         if self.device.type == "cuda":
@@ -123,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     meter.close()
     seconds = time.perf_counter() - t
     mem = f"; peak GPU memory {meter.stages['train']['peak_gb']:.2f} GiB" if device.type == "cuda" else ""
-    print(f"train-identity: {seconds:.1f} s for {args.train_steps} steps = {args.train_steps / seconds:.2f} it/s "
-          f"(includes face alignment and latent caching); loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}"
-          f"{mem}")
+    rate = meter.rate("train")
+    print(f"train-identity: {seconds:.1f} s for {args.train_steps} steps (with face alignment and latent caching); "
+          f"{rate:.2f} it/s in the loop; loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}{mem}"
+          if rate else f"train-identity: {seconds:.1f} s for {args.train_steps} steps{mem}")
 
     request = RunRequest(identity=tuple(identity), reference=reference, engine="diffusion", crop_size=crop,
                          steps=args.steps, seed=0,
@@ -140,12 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         total = time.perf_counter() - t
         label = "warm-up run" if i == 0 and args.runs > 1 else "run"
         print(f"{label} {i + 1}: {total:.2f} s total")
-        for stage, entry in meter.stages.items():
-            rate = f", {entry['steps'] / entry['seconds']:.2f} it/s ({entry['steps']} steps)" \
-                if stage in ("identity", "shading", "harmonize") and entry["seconds"] > 0 else ""
-            mem = f", peak GPU memory {entry['peak_gb']:.2f} GiB" if device.type == "cuda" else ""
-            print(f"  {stage:<10} {entry['seconds']:7.2f} s{rate}{mem}")
-        print("  engine timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in out.timings.items()))
+        for stage, seconds in out.timings.items():
+            entry = meter.stages.get(stage, {})
+            rate = meter.rate(stage)
+            steps = f", {entry['steps']} denoising steps" if entry.get("steps") else ""
+            its = f", {rate:.2f} it/s" if rate else ""
+            mem = f", peak GPU memory {entry['peak_gb']:.2f} GiB" if device.type == "cuda" and entry else ""
+            print(f"  {stage:<10} {seconds:7.2f} s{steps}{its}{mem}")
     if device.type == "cuda":
         print(f"peak GPU memory overall: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB "
               f"of {torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB")

@@ -65,7 +65,9 @@ def test_progress_per_stage_and_step_with_cheap_previews(result) -> None:
     stages = [p.stage for p in progress]
     for stage in ("load", "identity", "shading", "paste", "harmonize"):
         assert stage in stages
-    steps = [p for p in progress if p.stage == "shading"]
+    shading = [p for p in progress if p.stage == "shading"]
+    assert shading[0].step == 0  # the stage opens before its first step
+    steps = shading[1:]
     assert [p.step for p in steps] == list(range(1, steps[-1].total + 1))
     previews = [p for p in progress if p.preview is not None]
     assert previews and all(p.step % 2 == 0 for p in previews)

@@ -132,6 +132,7 @@ class DiffusionEngine:
                              reporter)
         lap("identity")
 
+        reporter("shading", 0, 1, "Separating light and detail")
         light, hf, shaded = shade(models, a, b, request.shading, d, request.steps, request.seed, reporter)
         lap("shading")
 
@@ -158,6 +159,7 @@ class DiffusionEngine:
 
         # Harmonise in crop space: the pasted crop is the reference crop with the shaded face through the mask.
         pasted_crop = crop_rgb + np.clip(mask_crop, 0, 1)[:, :, None] * (shaded - crop_rgb)
+        reporter("harmonize", 0, 1, "Harmonising the seam")
         weight_crop = blend_weight(mask_crop, request.harmonize, d)
         harmonized_crop = harmonize(models, pasted_crop, weight_crop, d, request.steps, request.seed, reporter)
         patch, _ = warp_to_full(harmonized_crop, crop, roi=roi)
