@@ -173,8 +173,12 @@ def _execute(request, out: Path, stages: bool, diffusion=None) -> int:
 
     started = time.perf_counter()
 
+    shown = [""]
+
     def show(progress) -> None:
-        if progress.message:
+        # Diffusion passes repeat their message every step: print it once per pass.
+        if progress.message and progress.message != shown[0]:
+            shown[0] = progress.message
             print(f"[{progress.stage}] {progress.message}", file=sys.stderr)
 
     result = run(request, on_progress=show, diffusion=diffusion)
