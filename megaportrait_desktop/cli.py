@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli_diffusion
 from .core.errors import Cancelled, MegaPortraitError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("seam-width", "harmonised band around the mask edge, crop pixels")):
         run.add_argument(f"--{name}", type=float, help=hint)
     run.add_argument("--no-stages", action="store_true", help="write only the final image")
+    cli_diffusion.add_run_arguments(run)
+    cli_diffusion.add_train_parser(sub)
 
     from .project.commands import add_parser as add_project_parser
 
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             return _analyze(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "train-identity":
+            identity = Path(args.identity)
+            return cli_diffusion.train_identity(args, _identity_photos(identity) if identity.is_dir() else [identity])
         if args.command == "project":
             from .project.commands import run as run_project
 
@@ -161,23 +167,29 @@ def _run(args: argparse.Namespace) -> int:
         "mask_params": {"grow": args.mask_grow, "feather": args.mask_feather},
         "harmonize": {"strength": args.harmonize_strength, "seam_width": args.seam_width},
     }
+    nested["diffusion"] = cli_diffusion.diffusion_overrides(args)
     for group, values in nested.items():
         values = {k: v for k, v in values.items() if v is not None}
         if values:
             request = request.replace(**{group: replace(getattr(request, group), **values)})
-    return _execute(request, Path(args.out), stages=not args.no_stages)
+    engine = cli_diffusion.engine_from_args(args) if request.engine == "diffusion" else None
+    return _execute(request, Path(args.out), stages=not args.no_stages, diffusion=engine)
 
 
-def _execute(request, out: Path, stages: bool) -> int:
+def _execute(request, out: Path, stages: bool, diffusion=None) -> int:
     from .core.pipeline import run, save_result
 
     started = time.perf_counter()
 
+    shown = [""]
+
     def show(progress) -> None:
-        if progress.message:
+        # Diffusion passes repeat their message every step: print it once per pass.
+        if progress.message and progress.message != shown[0]:
+            shown[0] = progress.message
             print(f"[{progress.stage}] {progress.message}", file=sys.stderr)
 
-    result = run(request, on_progress=show)
+    result = run(request, on_progress=show, diffusion=diffusion)
     path = save_result(result, out, stages=stages)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -6,9 +6,11 @@ and the partial result is discarded (``Cancelled`` is raised, nothing is returne
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -21,6 +23,9 @@ from .identity import available_backend, identity_embedding, identity_score
 from .imaging import Picture, from_float, load_image, save_image, to_float, to_uint8
 from .progress import CancelToken, ProgressCallback, Reporter
 from .request import RunRequest
+
+if TYPE_CHECKING:
+    from .diffusion.engine import DiffusionEngine
 
 #: Stage images, in pipeline order; crop-space stages first, full-resolution ones last.
 STAGES = ("reference", "A", "B", "light_map", "hf_map", "shaded", "mask", "pasted", "final")
@@ -42,6 +47,8 @@ class RunResult:
         ``pasted`` and ``final``. A run stopped early (``until``) has the stages so far and no final.
     region:
         Bool ``(H, W)``: the harmonisation region; every pixel outside it equals the reference's.
+    models:
+        The models a diffusion run used, with their hashes, for the output's provenance.
     """
 
     request: RunRequest
@@ -54,12 +61,18 @@ class RunResult:
     identity_score: float | None = None
     score_backend: str | None = None
     warnings: tuple[str, ...] = ()
+    #: Diffusion engine: every model the run used, by role (and ``lora``): ``{"path", "sha256"}``.
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None, models_dir: Path | None = None, until: str | None = None) -> RunResult:
+        cancel: CancelToken | None = None, models_dir: Path | None = None, until: str | None = None, *,
+        diffusion: DiffusionEngine | None = None) -> RunResult:
     """Run the pipeline for ``request`` with the engine it names, to the end or ``until`` a stage
     (``"identity"``: the pair; ``"shading"``: up to the pasted face; ``"harmonize"``: all).
+
+    ``diffusion`` is the engine that keeps diffusion models loaded between runs (the app's worker
+    holds one); without it a fresh one reads the model settings and loads them.
 
     Raises
     ------
@@ -69,10 +82,12 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
         When ``cancel`` was set; nothing partial is returned.
     """
     reporter = Reporter(on_progress, cancel)
-    if request.engine == "diffusion":
-        raise RequestError("The diffusion engine is not available in this build yet; use the classic engine.")
     if until is not None and until not in STOPS:
         raise RequestError(f"Unknown stage {until!r}; use one of {', '.join(STOPS)}.")
+    if request.engine == "diffusion":
+        from .diffusion.engine import DiffusionEngine
+
+        return (diffusion or DiffusionEngine()).run(request, reporter, models_dir, until=until)
     return _run_classic(request, reporter, models_dir, until)
 
 
@@ -246,7 +261,10 @@ def save_result(result: RunResult, out: str | Path, stages: bool = True) -> Path
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".tif", ".tiff"}:
         out = out / "final.png"
-    save_image(out, result.final, text={"megaportrait:request": result.request.to_json()})
+    text = {"megaportrait:request": result.request.to_json()}
+    if result.models:
+        text["megaportrait:models"] = json.dumps(result.models, sort_keys=True)
+    save_image(out, result.final, text=text)
     if stages:
         folder = out.parent / f"{out.stem}_stages"
         for name in STAGES:

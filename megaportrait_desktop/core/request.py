@@ -65,6 +65,61 @@ class HarmonizeParams:
 
 
 @dataclass(frozen=True)
+class DiffusionParams:
+    """Settings of the diffusion engine (ignored by the classic engine).
+
+    The pair: A and B are each set by a LoRA scale, an img2img denoising strength and the
+    face-geometry ControlNet weight. Left at ``None`` they follow the identity weight ``w`` of
+    :class:`IdentityParams` (``a_strength`` / ``b_strength``): LoRA scale ``w``, denoise
+    ``denoise_min + w · (denoise_max − denoise_min)``, ControlNet weight ``face_control_weight``.
+
+    Model sources (``base``, ``face_controlnet``, …) override the settings file for this run:
+    a diffusers folder, a ``.safetensors`` file or a cached Hugging Face repo id.
+    """
+
+    #: The identity LoRA (``identity_lora.safetensors`` from ``train-identity``); ``None`` = none.
+    lora: str | None = None
+    prompt: str = "a photo of sks person"
+    negative_prompt: str = "blurry, deformed, distorted face, cartoon, painting, lowres"
+    guidance_scale: float = 5.0
+    #: Face-geometry control image: ``mediapipe_face``, ``canny``, ``lineart_standard`` (no weights),
+    #: or ``lineart`` / ``softedge`` (need the annotator weights in the models folder).
+    face_control: str = "mediapipe_face"
+    face_control_weight: float = 1.0
+    denoise_min: float = 0.3
+    denoise_max: float = 0.75
+    a_lora_scale: float | None = None
+    a_denoise: float | None = None
+    a_control: float | None = None
+    b_lora_scale: float | None = None
+    b_denoise: float | None = None
+    b_control: float | None = None
+    #: Shading Net: ControlNet weights on the light map and the HF-map, its denoise and LoRA scale.
+    light_control_weight: float = 1.0
+    detail_control_weight: float = 0.8
+    shading_denoise: float = 0.5
+    shading_lora_scale: float = 0.5
+    #: Harmonization Net: denoise of the inpaint pass, inpaint ControlNet weight, and how much of
+    #: the inpainted result is kept on the face (the seam band keeps all of it).
+    harmonize_denoise: float = 0.5
+    inpaint_control_weight: float = 1.0
+    face_harmonize: float = 0.2
+    #: A latent preview every this many denoising steps (0 = none).
+    preview_every: int = 5
+    base: str | None = None
+    face_controlnet: str | None = None
+    light_controlnet: str | None = None
+    detail_controlnet: str | None = None
+    inpaint_controlnet: str | None = None
+    #: ``None`` = the settings file; else ``auto``, ``cuda``, ``mps`` or ``cpu``.
+    device: str | None = None
+
+    def model_overrides(self) -> dict[str, str | None]:
+        return {role: getattr(self, role) for role in ("base", "face_controlnet", "light_controlnet",
+                                                        "detail_controlnet", "inpaint_controlnet")}
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """Every input and parameter of one run.
 
@@ -94,6 +149,7 @@ class RunRequest:
     shading: ShadingParams = field(default_factory=ShadingParams)
     mask_params: MaskParams = field(default_factory=MaskParams)
     harmonize: HarmonizeParams = field(default_factory=HarmonizeParams)
+    diffusion: DiffusionParams = field(default_factory=DiffusionParams)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity", tuple(str(p) for p in self.identity))
@@ -122,6 +178,12 @@ class RunRequest:
             raise RequestError("Cut-offs cannot be negative.")
         if self.steps < 1:
             raise RequestError("Steps must be at least 1.")
+        d = self.diffusion
+        for name in ("denoise_min", "denoise_max", "a_denoise", "b_denoise", "shading_denoise", "harmonize_denoise",
+                     "face_harmonize"):
+            value = getattr(d, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise RequestError(f"The diffusion setting {name} must be between 0 and 1 (got {value}).")
 
     def replace(self, **changes: Any) -> RunRequest:
         return dataclasses.replace(self, **changes)
@@ -174,5 +236,5 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
 
 def _nested_type(cls: type, name: str) -> type | None:
     nested = {"identity_params": IdentityParams, "shading": ShadingParams, "mask_params": MaskParams,
-              "harmonize": HarmonizeParams}
+              "harmonize": HarmonizeParams, "diffusion": DiffusionParams}
     return nested.get(name) if cls is RunRequest else None

@@ -1,0 +1,62 @@
+"""Harmonization Net: an inpaint-ControlNet pass over the seam band and, at low strength, the face.
+
+Works in crop space on the pasted image: the inpaint ControlNet repaints the band around the mask
+edge and the face (control image: the pasted crop with that region blanked); the result is kept in
+full on the seam band and at ``face_harmonize`` on the face. :func:`composite` writes it into the
+full-resolution image only inside the region, so every pixel outside stays bit-identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..masks import feather, seam_band
+from ..progress import Reporter
+from ..request import DiffusionParams, HarmonizeParams
+from .control import inpaint_condition
+from .devices import generator, out_of_memory_as_message
+from .runtime import LoadedModels, output_to_float, step_callback, steps_for, to_pil
+
+
+def blend_weight(mask: np.ndarray, harmonize: HarmonizeParams, params: DiffusionParams) -> np.ndarray:
+    """Per-pixel share of the inpainted image to keep (float32 ``[0, 1]``, crop space).
+
+    ``harmonize.strength`` on the seam band (softened by a quarter of its width), times
+    ``face_harmonize`` inside the face; 0 elsewhere, so outside the band and face nothing changes.
+    """
+    band = seam_band(mask, harmonize.seam_width)
+    band = np.minimum(feather(band, harmonize.seam_width / 4), band > 0) if harmonize.seam_width > 0 else band
+    face = (mask > 0).astype(np.float32) * params.face_harmonize
+    return (np.maximum(band, face) * harmonize.strength).astype(np.float32)
+
+
+def harmonize(models: LoadedModels, pasted: np.ndarray, weight: np.ndarray, params: DiffusionParams, steps: int,
+              seed: int, reporter: Reporter) -> np.ndarray:
+    """The pasted crop (float32 RGB) after the inpaint pass, blended by ``weight``."""
+    region = (weight > 0).astype(np.float32)
+    if not region.any():
+        return pasted.copy()
+    pipe = models.prepare("inpaint", "inpaint_controlnet")
+    models.set_lora_scale(0.0)  # harmonising is about the reference's look, not the identity
+    size = pasted.shape[0]
+    cond = torch.from_numpy(inpaint_condition(pasted * 2.0 - 1.0, region).transpose(2, 0, 1)[None].copy())
+    cond = cond.to(models.choice.device, models.choice.dtype)
+    callback = step_callback(reporter, "harmonize", "Harmonising the seam", params.preview_every,
+                             lambda p: p.num_timesteps)
+    with out_of_memory_as_message(models.choice, "harmonising the seam"), torch.inference_mode():
+        out = pipe(prompt=params.prompt, negative_prompt=params.negative_prompt, image=to_pil(pasted),
+                   mask_image=to_pil(np.repeat(region[:, :, None], 3, axis=2)), control_image=cond,
+                   strength=params.harmonize_denoise, num_inference_steps=steps_for(steps, params.harmonize_denoise),
+                   guidance_scale=params.guidance_scale, controlnet_conditioning_scale=params.inpaint_control_weight,
+                   height=size, width=size, generator=generator(models.choice.device, seed + 3), output_type="np",
+                   callback_on_step_end=callback).images
+    generated = output_to_float(out)[0]
+    return pasted + weight[:, :, None] * (generated - pasted)
+
+
+def composite(reference: np.ndarray, new: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``reference`` (any dtype) with ``new`` (same dtype) written only where ``region`` is true."""
+    out = reference.copy()
+    out[region] = new[region]
+    return out

@@ -1,0 +1,323 @@
+"""Model resolution: which weights play each role, where they are, and loading them safely.
+
+Every role (:data:`ROLES`) names one model, given as
+
+- a local **diffusers folder** (``model_index.json`` for the base, ``config.json`` for a ControlNet);
+- a single **``.safetensors``** checkpoint in the original layout (loaded with ``from_single_file``;
+  its diffusers config comes from ``config``, a folder or a repo id in the local cache);
+- a **Hugging Face repo id** already in the local Hugging Face cache (shared with other tools, never
+  downloaded here: ``local_files_only=True``).
+
+Only safetensors are loaded. Pickle checkpoints (``.ckpt``, ``.bin``, ``.pt``, ``.pth``) can run code
+when unpickled, so they are refused with a message saying why and how to convert them.
+
+The user's choices live in ``models.json`` in the config folder (:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MegaPortraitError, ModelMissingError, RequestError
+from ..paths import config_dir
+
+#: The model roles of the diffusion pipeline, in the order a run needs them.
+ROLES = ("base", "face_controlnet", "light_controlnet", "detail_controlnet", "inpaint_controlnet")
+
+ROLE_NAMES = {
+    "base": "base model (Stable Diffusion 1.5)",
+    "face_controlnet": "face-geometry ControlNet",
+    "light_controlnet": "light ControlNet",
+    "detail_controlnet": "detail ControlNet",
+    "inpaint_controlnet": "inpaint ControlNet",
+}
+
+#: What to install for each role (shown when it is missing).
+ROLE_SUGGESTIONS = {
+    "base": "a Stable Diffusion 1.5 checkpoint, e.g. 'stable-diffusion-v1-5/stable-diffusion-v1-5' "
+            "or a photoreal SD 1.5 fine-tune as one .safetensors file",
+    "face_controlnet": "an SD 1.5 face ControlNet, e.g. 'CrispyDingo/ControlNetMediaPipeFace' or "
+                       "'lllyasviel/control_v11p_sd15_lineart'",
+    "light_controlnet": "the SD 1.5 tile ControlNet 'lllyasviel/control_v11f1e_sd15_tile'",
+    "detail_controlnet": "an SD 1.5 line ControlNet, e.g. 'lllyasviel/control_v11p_sd15_lineart' "
+                         "or 'lllyasviel/control_v11p_sd15_canny'",
+    "inpaint_controlnet": "the SD 1.5 inpaint ControlNet 'lllyasviel/control_v11p_sd15_inpaint'",
+}
+
+#: Where a single-file checkpoint's diffusers config comes from when the spec names none.
+DEFAULT_CONFIGS = {
+    "base": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "face_controlnet": "lllyasviel/control_v11p_sd15_lineart",
+    "light_controlnet": "lllyasviel/control_v11f1e_sd15_tile",
+    "detail_controlnet": "lllyasviel/control_v11p_sd15_lineart",
+    "inpaint_controlnet": "lllyasviel/control_v11p_sd15_inpaint",
+}
+
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl", ".pickle")
+SETTINGS_FILE = "models.json"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class UnsafeModelError(MegaPortraitError):
+    """A model in a pickle format: loading it could run arbitrary code, so it is refused."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where one role's weights are: a folder, a ``.safetensors`` file or a cached repo id.
+
+    ``config`` is only read for single files: the diffusers config (folder or cached repo id) that
+    says the checkpoint's shape.
+    """
+
+    source: str
+    config: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A spec made concrete: ``kind`` is ``"folder"`` or ``"single_file"``; ``config`` a folder or ``None``."""
+
+    role: str
+    kind: str
+    path: Path
+    config: Path | None = None
+
+
+@dataclass
+class ModelSettings:
+    """The user's model and device choices (``models.json`` in the config folder).
+
+    ``device``: ``"auto"``, ``"cuda"``, ``"mps"`` or ``"cpu"``; ``precision``: ``"auto"``, ``"fp16"``,
+    ``"bf16"`` or ``"fp32"``; ``offload``: ``"auto"`` (on for GPUs of 8 GB or less), ``"on"``, ``"off"``.
+    """
+
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    device: str = "auto"
+    precision: str = "auto"
+    offload: str = "auto"
+
+    def with_model(self, role: str, spec: ModelSpec | str | None) -> ModelSettings:
+        """A copy with ``role`` set to ``spec`` (``None`` removes it)."""
+        _check_role(role)
+        models = dict(self.models)
+        if spec is None:
+            models.pop(role, None)
+        else:
+            models[role] = spec if isinstance(spec, ModelSpec) else ModelSpec(str(spec))
+        return ModelSettings(models=models, device=self.device, precision=self.precision, offload=self.offload)
+
+    def to_json(self) -> str:
+        data = {"models": {role: asdict(spec) for role, spec in self.models.items()}, "device": self.device,
+                "precision": self.precision, "offload": self.offload}
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSettings:
+        try:
+            data = json.loads(text)
+            models = {role: ModelSpec(**spec) if isinstance(spec, dict) else ModelSpec(str(spec))
+                      for role, spec in data.get("models", {}).items()}
+        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise RequestError(f"The model settings file is malformed ({exc}); fix or delete it.") from None
+        for role in models:
+            _check_role(role)
+        return cls(models=models, device=data.get("device", "auto"), precision=data.get("precision", "auto"),
+                   offload=data.get("offload", "auto"))
+
+
+def settings_path() -> Path:
+    """``models.json`` in the user's config folder."""
+    return config_dir() / SETTINGS_FILE
+
+
+def load_settings(path: str | Path | None = None) -> ModelSettings:
+    """The saved model settings (defaults when the file does not exist yet)."""
+    path = Path(path) if path else settings_path()
+    if not path.exists():
+        return ModelSettings()
+    return ModelSettings.from_json(path.read_text(encoding="utf-8"))
+
+
+def save_settings(settings: ModelSettings, path: str | Path | None = None) -> Path:
+    """Write the model settings (atomically: a crash never leaves half a file)."""
+    path = Path(path) if path else settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(settings.to_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
+    """Find ``role``'s weights on disk without loading them.
+
+    Raises
+    ------
+    ModelMissingError
+        When no model is set or it is not on this machine; the message names the role and what to install.
+    UnsafeModelError
+        For a pickle checkpoint.
+    """
+    _check_role(role)
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        raise ModelMissingError(f"No {ROLE_NAMES[role]} is set. Install {ROLE_SUGGESTIONS[role]} and choose it "
+                                f"in Settings → Models (or with --{role.replace('_', '-')}).")
+    spec = spec if isinstance(spec, ModelSpec) else ModelSpec(str(spec))
+    source = spec.source.strip()
+    path = Path(source).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise _unsafe(role, path.name)
+    if path.is_dir():
+        _check_folder(role, path)
+        return ResolvedModel(role, "folder", path)
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise UnsafeModelError(f"{path.name} ({ROLE_NAMES[role]}): only .safetensors files or diffusers "
+                                   "folders can be loaded.")
+        config = spec.config or DEFAULT_CONFIGS[role]
+        config_path = Path(config).expanduser()
+        if not config_path.is_dir():
+            config_path = _cached_repo(role, config, what="the configuration for the single file")
+        return ResolvedModel(role, "single_file", path, config_path)
+    if _REPO_ID.match(source) and not path.exists() and not source.startswith((".", "/", "~")):
+        folder = _cached_repo(role, source, what="the model")
+        _check_folder(role, folder)
+        return ResolvedModel(role, "folder", folder)
+    raise ModelMissingError(f"The {ROLE_NAMES[role]} {source!r} is not on this machine. Install "
+                            f"{ROLE_SUGGESTIONS[role]}, or point Settings → Models at the folder or file.")
+
+
+def resolve_all(settings: ModelSettings, overrides: dict[str, str | None] | None = None,
+                roles: tuple[str, ...] = ROLES) -> dict[str, ResolvedModel]:
+    """Resolve ``roles`` from the settings, with per-run ``overrides`` (a source string per role) on top."""
+    overrides = overrides or {}
+    out = {}
+    for role in roles:
+        override = overrides.get(role)
+        spec = ModelSpec(override) if override else settings.models.get(role)
+        if override and role in settings.models and settings.models[role].source == override:
+            spec = settings.models[role]  # keep its config
+        out[role] = resolve(role, spec)
+    return out
+
+
+def check_all(settings: ModelSettings) -> dict[str, str | None]:
+    """For a settings dialog: per role, ``None`` when it resolves, else the message saying what to install."""
+    out: dict[str, str | None] = {}
+    for role in ROLES:
+        try:
+            resolve(role, settings.models.get(role))
+            out[role] = None
+        except (ModelMissingError, UnsafeModelError) as exc:
+            out[role] = str(exc)
+    return out
+
+
+def load_base(model: ResolvedModel, dtype: Any = None) -> dict[str, Any]:
+    """The base model's components (``unet``, ``vae``, ``text_encoder``, ``tokenizer``, ``scheduler``)."""
+    from diffusers import StableDiffusionPipeline
+
+    kwargs: dict[str, Any] = dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+                                  local_files_only=True, dtype=dtype)
+    try:
+        if model.kind == "single_file":
+            pipe = StableDiffusionPipeline.from_single_file(str(model.path), config=str(model.config), **kwargs)
+        else:
+            pipe = StableDiffusionPipeline.from_pretrained(str(model.path), use_safetensors=True, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_failed(model, exc) from exc
+    return {name: getattr(pipe, name) for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
+
+
+def load_controlnet(model: ResolvedModel, dtype: Any = None) -> Any:
+    """One ControlNet (a diffusers ``ControlNetModel``)."""
+    from diffusers import ControlNetModel
+
+    try:
+        if model.kind == "single_file":
+            return ControlNetModel.from_single_file(str(model.path), config=str(model.config),
+                                                    local_files_only=True, dtype=dtype)
+        return ControlNetModel.from_pretrained(str(model.path), use_safetensors=True, local_files_only=True,
+                                               dtype=dtype)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_failed(model, exc) from exc
+
+
+def fingerprint(path: str | Path, cache: dict | None = None) -> str:
+    """SHA-256 of a weights file, or of a folder's ``.safetensors`` files (names and hashes, sorted).
+
+    Weights are gigabytes: ``cache`` (keyed by path, size and modification time) keeps a session from
+    hashing the same file twice.
+    """
+    import hashlib
+
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
+    outer = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = cache.get(key) if cache is not None else None
+        if digest is None:
+            inner = hashlib.sha256()
+            with file.open("rb") as f:
+                while chunk := f.read(1 << 24):
+                    inner.update(chunk)
+            digest = inner.hexdigest()
+            if cache is not None:
+                cache[key] = digest
+        if len(files) == 1 and file == path:
+            return digest
+        outer.update(f"{file.relative_to(path)}:{digest}\n".encode())
+    return outer.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise RequestError(f"Unknown model role {role!r}; the roles are {', '.join(ROLES)}.")
+
+
+def _unsafe(role: str, name: str) -> UnsafeModelError:
+    return UnsafeModelError(
+        f"{name} ({ROLE_NAMES[role]}) is a pickle checkpoint; loading one can run code hidden in the file, so "
+        "only .safetensors are accepted. Download the .safetensors version or convert it once with a "
+        "trusted tool.")
+
+
+def _check_folder(role: str, folder: Path) -> None:
+    """A diffusers folder must hold safetensors weights; one with only pickle weights is refused."""
+    marker = "model_index.json" if role == "base" else "config.json"
+    if not (folder / marker).exists():
+        raise ModelMissingError(f"{folder} is not a diffusers {ROLE_NAMES[role]} folder (no {marker}); point "
+                                "Settings → Models at the folder that holds it, or at a .safetensors file.")
+    if not any(folder.rglob("*.safetensors")):
+        pickles = [p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
+        if pickles:
+            raise _unsafe(role, f"{folder.name}/{pickles[0].relative_to(folder)}")
+        raise ModelMissingError(f"{folder} ({ROLE_NAMES[role]}) holds no .safetensors weights.")
+
+
+def _cached_repo(role: str, repo_id: str, what: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any hub error here means "not in the local cache"
+        raise ModelMissingError(
+            f"{what.capitalize()} of the {ROLE_NAMES[role]}, {repo_id!r}, is not in the local Hugging Face cache. "
+            f"Install {ROLE_SUGGESTIONS[role]} (download it once with huggingface-cli, or copy it from an "
+            "offline pack), or point Settings → Models at a local folder.") from None
+
+
+def _load_failed(model: ResolvedModel, exc: Exception) -> ModelMissingError:
+    return ModelMissingError(f"The {ROLE_NAMES[model.role]} at {model.path} could not be loaded "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check it is "
+                             "a Stable Diffusion 1.5 model of that role.")
