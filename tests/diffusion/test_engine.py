@@ -233,3 +233,14 @@ def test_user_mask_limits_the_change(engine, photo_files, tmp_path) -> None:
     changed = np.any(out.final.pixels != reference, axis=2)
     ys, xs = np.nonzero(changed)
     assert changed.any() and 150 < xs.mean() < 330 and 40 < ys.mean() < 200  # around the painted face
+
+
+def test_a_diffusion_run_can_stop_after_a_stage(engine, photo_files) -> None:
+    request = _request(photo_files, preview_every=0)
+    full = run(request, diffusion=engine)
+    pair = run(request, diffusion=engine, until="identity")
+    assert pair.final is None and set(pair.stages) == {"reference", "A", "B"}
+    np.testing.assert_array_equal(pair.stages["B"], full.stages["B"])  # same seed: the same pair
+    shaded = run(request, diffusion=engine, until="shading")
+    assert shaded.final is None and "pasted" in shaded.stages and "final" not in shaded.stages
+    np.testing.assert_array_equal(shaded.stages["pasted"], full.stages["pasted"])
