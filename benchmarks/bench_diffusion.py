@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     request = RunRequest(identity=tuple(identity), reference=reference, engine="diffusion", crop_size=crop,
                          steps=args.steps, seed=0,
                          diffusion=DiffusionParams(lora=str(result.lora_path), preview_every=5))
+    overall = meter.stages["train"]["peak_gb"] if "train" in meter.stages else 0.0
     for i in range(args.runs):
         meter = StageMeter(device)
         if device.type == "cuda":
@@ -163,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             its = f", {rate:.2f} it/s" if rate else ""
             mem = f", peak GPU memory {entry['peak_gb']:.2f} GiB" if device.type == "cuda" and entry else ""
             print(f"  {stage:<10} {seconds:7.2f} s{steps}{its}{mem}")
+        overall = max([overall, *(entry.get("peak_gb", 0.0) for entry in meter.stages.values())])
     if device.type == "cuda":
-        print(f"peak GPU memory overall: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB "
+        # The meter resets the peak at each stage, so the overall peak is the largest stage peak.
+        print(f"peak GPU memory overall (training and runs): {overall:.2f} GiB "
               f"of {torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB")
     return 0
 
