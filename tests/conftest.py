@@ -61,3 +61,30 @@ def photo_files(tmp_path_factory: pytest.TempPathFactory, astronaut, grace) -> d
     Image.fromarray(grace[:, ::-1]).save(identity / "grace_mirrored.png")
     Image.fromarray(astronaut).save(root / "astronaut.png")
     return {"identity": identity, "reference": root / "astronaut.png", "grace": identity / "grace.jpg"}
+
+
+# Tiny random Stable Diffusion models (diffusion and app tests), built offline once per session.
+CROP = 64  # working size of the diffusion tests: latents of 8×8
+
+
+@pytest.fixture(scope="session")
+def reference_crop(astronaut, astronaut_face) -> np.ndarray:
+    from megaportrait_desktop.core.align import crop_face
+    from megaportrait_desktop.core.imaging import to_float
+
+    return np.clip(crop_face(to_float(astronaut), astronaut_face.landmarks, CROP).image, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory, reference_crop) -> dict[str, dict[str, Path]]:
+    from megaportrait_desktop.core.diffusion import synthetic
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    components = synthetic.build("tiny", seed=0, tokenizer_dir=root / "tokenizer")
+    synthetic.fit_vae(components.vae, [reference_crop], steps=100)
+    folders = synthetic.save_diffusers(components, root / "folders")
+    single = synthetic.save_single_file(components, root / "single")
+    # A single file carries weights only; its shape comes from the matching diffusers config folder.
+    return {"folders": folders, "single": single}
+
+

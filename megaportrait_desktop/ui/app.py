@@ -47,4 +47,8 @@ def run_app(argv: list[str] | None = None, project: str | None = None) -> int:
     apply_dark_theme(app)
     window = create_window(project)
     window.show()
+    # Only once the window is up: the device probe imports torch (on a worker thread).
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(300, window.probe_device)
     return app.exec()

@@ -34,13 +34,14 @@ from ..core import frequency
 from ..core.errors import MegaPortraitError
 from ..core.imaging import load_image, to_float
 from ..core.paths import config_dir
-from ..core.request import RunRequest
+from ..core.request import DiffusionParams, RunRequest
 from ..project import Project, ProjectError
 from .canvas import ImageCanvas
 from .errors import action_for, show_error
 from .history_dock import HistoryDock
 from .identities_dock import IdentitiesDock
 from .images import to_qimage
+from .jobs import run_job, training_job
 from .mask_editor import MaskEditor
 from .pipeline_panel import PipelinePanel
 from .references_dock import ReferencesDock
@@ -73,6 +74,8 @@ class MainWindow(QMainWindow):
         self.job_stage = ""
         self.last_output_id = 0
         self._workers: list = []
+        self.training: dict[int, float] = {}       # identity id → progress of its running training
+        self.training_jobs: dict[int, int] = {}    # job id → identity id
 
         self.worker = GpuWorker()
         self.canvas = ImageCanvas()
@@ -331,9 +334,13 @@ class MainWindow(QMainWindow):
         ref = self.project.reference(reference_id)
         mask = self.project.current_mask(reference_id)
         user_mask = mask is not None and mask.source == "user"
+        identity = self.project.identity(identity_id)
+        # The diffusion engine uses the identity's own LoRA and trigger token.
+        diffusion = DiffusionParams(lora=str(self.project.path_of(identity.lora_path)) if identity.lora_path else None,
+                                    prompt=f"a photo of {identity.trigger_token} person")
         return RunRequest(identity=tuple(str(self.project.path_of(p.path)) for p in photos),
                           reference=str(self.project.path_of(ref.path)), face_index=ref.chosen_face,
-                          mask=str(self.project.path_of(mask.path)) if user_mask else None,
+                          mask=str(self.project.path_of(mask.path)) if user_mask else None, diffusion=diffusion,
                           **self.panel.request_params())
 
     def _prepare_live_preview(self) -> None:
@@ -419,23 +426,17 @@ class MainWindow(QMainWindow):
             show_error(self, "Run", "Choose an identity with photos and a reference first.")
             return 0
         until = None if stage in ("all", "harmonize") else stage
-        project = self.project
-        identity_id, reference_id = self.identities.current_id(), self.references.current_id()
-
-        def job(on_progress, cancel, cache):
-            from ..core.pipeline import run
-
-            result = run(request, on_progress=on_progress, cancel=cancel, until=until)
-            output_id = 0
-            if result.final is not None:
-                cancel.check()  # cancelled at the last moment: nothing is recorded
-                output_id = project.record_run(result, identity_id, reference_id)
-            return result, output_id
-
+        job = run_job(self.project, request, self.identities.current_id(), self.references.current_id(), until)
         label = "Run all" if stage == "all" else f"Stage: {stage}"
         self.current_job = self.worker.submit(Job(label=label, run=job))
         self.panel.set_running(True, f"{label} queued")
         return self.current_job
+
+    def probe_device(self) -> None:
+        """Fill the status bar's device and GPU memory, off the GUI thread (torch loads there)."""
+        worker = run_in_background(probe_device, on_done=self.device_label.setText,
+                                   on_error=lambda exc: self.device_label.setText("Device: unknown"))
+        self._workers.append(worker)
 
     def cancel_job(self) -> None:
         self.worker.cancel()
@@ -446,6 +447,12 @@ class MainWindow(QMainWindow):
 
     @Slot(int, str, int, int, str)
     def _on_worker_progress(self, job_id: int, stage: str, step: int, total: int, message: str) -> None:
+        if job_id in self.training_jobs:
+            identity_id = self.training_jobs[job_id]
+            self.training[identity_id] = step / total if total else 0.0
+            self.job_label.setText(f"Training: {message or f'step {step}/{total}'}")
+            self.identities.refresh(self.training)
+            return
         self.job_stage = stage
         self.panel.show_progress(stage, step, total, message)
 
@@ -453,8 +460,21 @@ class MainWindow(QMainWindow):
     def _on_worker_preview(self, job_id: int, image) -> None:
         self.canvas.set_image(image)
 
+    def _end_training(self, job_id: int) -> bool:
+        identity_id = self.training_jobs.pop(job_id, None)
+        if identity_id is None:
+            return False
+        self.training.pop(identity_id, None)
+        self.identities.refresh(self.training)
+        self.job_label.setText("Idle")
+        self.probe_device()  # GPU memory after the job
+        return True
+
     @Slot(int, object)
     def _on_worker_finished(self, job_id: int, payload) -> None:
+        if self._end_training(job_id):
+            self.statusBar().showMessage("Training finished: the identity's LoRA is saved in the project.", 8000)
+            return
         if not isinstance(payload, tuple) or len(payload) != 2:
             return
         result, output_id = payload
@@ -471,10 +491,13 @@ class MainWindow(QMainWindow):
         self.job_label.setText("Idle")
         if output_id:
             self.history.refresh()
+        if result.request.engine == "diffusion":
+            self.probe_device()
 
     @Slot(int, str, str)
     def _on_worker_failed(self, job_id: int, message: str, details: str) -> None:
-        self.panel.show_stopped("Failed: " + message)
+        if not self._end_training(job_id):
+            self.panel.show_stopped("Failed: " + message)
         self.job_label.setText("Idle")
         action = None
         if action_for(message) == "models":
@@ -483,6 +506,9 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_worker_cancelled(self, job_id: int) -> None:
+        if self._end_training(job_id):
+            self.statusBar().showMessage("Training cancelled; it resumes from its last checkpoint next time.", 8000)
+            return
         self.panel.show_stopped("Cancelled; nothing was recorded.")
         self.job_label.setText("Idle")
 
@@ -578,14 +604,21 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ training, models, about
 
     def _on_identities_train_requested(self, identity_id: int) -> None:
-        self.last_error = show_error(
-            self, "Train identity",
-            "Training needs the diffusion models (base model). Install them, then train from here or with "
-            "`python main.py train-identity`.", action=("Open model settings", self.show_model_settings))
+        if self.project is None or not self.project.identity_photos(identity_id):
+            show_error(self, "Train identity", "Add photos of the client to this identity first.")
+            return
+        self.training[identity_id] = 0.0
+        name = self.project.identity(identity_id).name
+        job_id = self.worker.submit(Job(label=f"Training {name}", run=training_job(self.project, identity_id),
+                                        kind="train"))
+        self.training_jobs[job_id] = identity_id
+        self.identities.refresh(self.training)
 
     def show_model_settings(self) -> None:
-        QMessageBox.information(self, "Model settings",
-                                "Models live in your data folder; the model manager arrives in a later version.")
+        from .model_settings import ModelSettingsDialog
+
+        self.model_dialog = ModelSettingsDialog(self)
+        self.model_dialog.show()
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About MegaPortrait Desktop",
@@ -624,7 +657,22 @@ class MainWindow(QMainWindow):
 
 
 def _device_summary() -> str:
-    """Device for the status bar, without importing torch on the GUI's start path."""
-    return "Device: CPU (classic engine) · GPU status when the diffusion engine loads"
+    """Until the probe has run (after the window shows), the status bar names no device."""
+    return "Device: checking…"
+
+
+def probe_device() -> str:
+    """Device and GPU memory for the status bar. Imports torch, so it runs on a worker thread."""
+    try:
+        import torch
+    except ImportError:
+        return "Device: CPU (no PyTorch: classic engine only)"
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        return (f"Device: {torch.cuda.get_device_name(0)} · GPU memory {(total - free) / 2**30:.1f} of "
+                f"{total / 2**30:.0f} GiB in use")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "Device: Apple GPU (MPS)"
+    return "Device: CPU (no GPU found: the diffusion engine will be slow)"
 
 

@@ -9,31 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-CROP = 64  # working size of the tests: latents of 8×8
-
-
-@pytest.fixture(scope="session")
-def reference_crop(astronaut, astronaut_face) -> np.ndarray:
-    from megaportrait_desktop.core.align import crop_face
-    from megaportrait_desktop.core.imaging import to_float
-
-    return np.clip(crop_face(to_float(astronaut), astronaut_face.landmarks, CROP).image, 0, 1).astype(np.float32)
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory, reference_crop) -> dict[str, dict[str, Path]]:
-    from megaportrait_desktop.core.diffusion import synthetic
-
-    root = tmp_path_factory.mktemp("tiny-models")
-    components = synthetic.build("tiny", seed=0, tokenizer_dir=root / "tokenizer")
-    synthetic.fit_vae(components.vae, [reference_crop], steps=100)
-    folders = synthetic.save_diffusers(components, root / "folders")
-    single = synthetic.save_single_file(components, root / "single")
-    # A single file carries weights only; its shape comes from the matching diffusers config folder.
-    return {"folders": folders, "single": single}
+from ..conftest import CROP  # noqa: F401 - the diffusion tests import it from here
 
 
 def settings_for(paths: dict[str, Path], configs: dict[str, Path] | None = None):

@@ -182,3 +182,14 @@ def test_recall_settings_restores_the_sliders(window, qtbot) -> None:
     window.recall_settings(output_id)
     assert window.panel.light_cutoff.value() == pytest.approx(22.0)
     assert window.panel.a_strength.value() == pytest.approx(0.3)
+
+
+def test_model_settings_lists_each_role_and_what_is_missing(window, qtbot) -> None:
+    window.act_models.trigger()
+    dialog = window.model_dialog
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 5, timeout=20_000)
+    states = [dialog.table.item(row, 1).text() for row in range(5)]
+    assert states == ["missing"] * 5  # nothing installed in the test's models folder
+    assert "base" in dialog.table.item(0, 2).text().lower()
+    assert "models.json" in dialog.path_label.text()
+    dialog.close()
