@@ -67,6 +67,7 @@ def main() -> int:
     window.setGeometry(size)
     window.show()
     window.open_project(ensure_demo_project(tmp / "Demo project"))
+    window.probe_device()
     wait_for(app, lambda: window.live is not None)
     settle(app, 800)
     grab(app, "2_demo_project")
@@ -110,6 +111,11 @@ def main() -> int:
     window.history.raise_()
     settle(app, 800)
     grab(app, "5_history")
+    window.act_models.trigger()
+    wait_for(app, lambda: window.model_dialog.table.rowCount() > 0, 20_000)
+    settle(app, 500)
+    grab(app, "6_model_settings")
+    window.model_dialog.close()
     window.worker.shutdown()
     return 0
 

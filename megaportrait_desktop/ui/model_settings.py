@@ -83,7 +83,9 @@ class ModelSettingsDialog(QDialog):
                                      "installed" if problem is None else "missing")
             self.table.setItem(row, 0, QTableWidgetItem(ROLE_LABELS.get(role, role)))
             self.table.setItem(row, 1, state)
-            self.table.setItem(row, 2, QTableWidgetItem(source if problem is None else problem))
+            detail = QTableWidgetItem(source if problem is None else problem)
+            detail.setToolTip(detail.text())  # the full message, however narrow the column
+            self.table.setItem(row, 2, detail)
         self.table.resizeColumnsToContents()
 
     def _on_open_folder_clicked(self) -> None:
