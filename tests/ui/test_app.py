@@ -193,3 +193,18 @@ def test_model_settings_lists_each_role_and_what_is_missing(window, qtbot) -> No
     assert "base" in dialog.table.item(0, 2).text().lower()
     assert "models.json" in dialog.path_label.text()
     dialog.close()
+
+
+def test_dock_layout_and_recent_projects_are_restored(window, qtbot, tmp_path) -> None:
+    window.history.hide()
+    window.pipeline_dock.setFloating(False)
+    window.save_layout()
+    again = create_window()  # no project given: the most recent one opens
+    qtbot.addWidget(again)
+    again.show()
+    try:
+        assert again.project.root == window.project.root
+        assert not again.history.isVisible() and again.pipeline_dock.isVisible()
+        assert again.recent_menu.actions()[0].text() == str(window.project.root)
+    finally:
+        again.worker.shutdown()
