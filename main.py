@@ -27,6 +27,10 @@ def main() -> int:
     route_native_logs()
 
     argv = sys.argv[1:]
+    if argv == ["--self-test"]:
+        from megaportrait_desktop.ui.selftest import run_self_test
+
+        return run_self_test()
     if argv:
         return cli_main(argv)
     try:

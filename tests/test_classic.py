@@ -166,3 +166,12 @@ def test_runs_can_stop_after_a_stage(demo_request, demo_result) -> None:
     np.testing.assert_array_equal(shaded.stages["pasted"], demo_result.stages["pasted"])
     with pytest.raises(RequestError, match="Unknown stage"):
         run(demo_request, until="varnish")
+
+
+def test_without_pytorch_the_diffusion_engine_says_so(demo_request, monkeypatch) -> None:
+    import sys
+
+    # As in the lean installer: importing the diffusion engine fails for want of torch.
+    monkeypatch.setitem(sys.modules, "megaportrait_desktop.core.diffusion.engine", None)
+    with pytest.raises(RequestError, match="no diffusion engine"):
+        run(demo_request.replace(engine="diffusion"))

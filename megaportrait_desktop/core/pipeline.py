@@ -85,10 +85,18 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
     if until is not None and until not in STOPS:
         raise RequestError(f"Unknown stage {until!r}; use one of {', '.join(STOPS)}.")
     if request.engine == "diffusion":
-        from .diffusion.engine import DiffusionEngine
-
-        return (diffusion or DiffusionEngine()).run(request, reporter, models_dir, until=until)
+        return (diffusion or diffusion_engine()).run(request, reporter, models_dir, until=until)
     return _run_classic(request, reporter, models_dir, until)
+
+
+def diffusion_engine() -> DiffusionEngine:
+    """A new diffusion engine; a clear error where this build has no PyTorch (the lean installer)."""
+    try:
+        from .diffusion.engine import DiffusionEngine
+    except ImportError as exc:
+        raise RequestError(f"This installation has no diffusion engine ({exc.name or 'PyTorch'} is not included); "
+                           "use the classic engine, or install the full MegaPortrait package.") from None
+    return DiffusionEngine()
 
 
 # ------------------------------------------------------------------------------------------ inputs

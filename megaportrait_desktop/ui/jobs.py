@@ -16,9 +16,11 @@ from ..project import Project
 
 def diffusion_engine(cache: dict):
     """The worker's diffusion engine: models stay loaded between runs (imports torch, on the worker)."""
-    from ..core.diffusion.engine import DiffusionEngine
+    from ..core.pipeline import diffusion_engine as new_engine
 
-    return cache.setdefault("diffusion", DiffusionEngine())
+    if "diffusion" not in cache:
+        cache["diffusion"] = new_engine()
+    return cache["diffusion"]
 
 
 def run_job(project: Project, request: RunRequest, identity_id: int, reference_id: int, until: str | None):
