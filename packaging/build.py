@@ -26,9 +26,11 @@ DIST = ROOT / "dist"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="include PyTorch/diffusers (the diffusion engine)")
+    parser.add_argument("--no-trim", action="store_true", help="keep unused Qt modules etc. (to measure trimming)")
     args = parser.parse_args()
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    env = {**os.environ, "MEGAPORTRAIT_LEAN": "0" if args.full else "1"}
+    env = {**os.environ, "MEGAPORTRAIT_LEAN": "0" if args.full else "1",
+           "MEGAPORTRAIT_TRIM": "0" if args.no_trim else "1"}
 
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--distpath", str(DIST),

@@ -1,0 +1,32 @@
+"""The installer build: PyInstaller bundle + its own self-test + the Linux archive (slow: minutes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_build_command_makes_a_bundle_whose_self_test_passes() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "packaging" / "build.py")], capture_output=True, text=True,
+                          timeout=3600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "self-test passed" in proc.stdout
+    bundle = ROOT / "dist" / "MegaPortrait"
+    assert (bundle / "megaportrait").is_file()
+    internal = bundle / "_internal"
+    assert (internal / "resources" / "demo" / "reference" / "eileen_collins.jpg").is_file()
+    assert list(internal.rglob("face_landmark_with_attention.tflite"))  # MediaPipe's models
+    assert list(internal.rglob("libqoffscreen.so")) and list(internal.rglob("libqxcb.so"))  # Qt platforms
+    assert not list(internal.rglob("test_*.py"))  # no tests in the bundle
+    (archive,) = (ROOT / "dist").glob("MegaPortrait-*-linux-x86_64.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("/megaportrait-launcher") for n in names)
+    assert any(n.endswith("/megaportrait.desktop") for n in names)
