@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +94,16 @@ class ModelSettings:
 
     ``device``: ``"auto"``, ``"cuda"``, ``"mps"`` or ``"cpu"``; ``precision``: ``"auto"``, ``"fp16"``,
     ``"bf16"`` or ``"fp32"``; ``offload``: ``"auto"`` (on for GPUs of 8 GB or less), ``"on"``, ``"off"``.
+    ``offline``: when true, nothing in the app opens a network connection (downloads are refused).
+    ``accepted_licences``: the model roles or licence ids whose restrictive licence the user accepted.
     """
 
     models: dict[str, ModelSpec] = field(default_factory=dict)
     device: str = "auto"
     precision: str = "auto"
     offload: str = "auto"
+    offline: bool = False
+    accepted_licences: tuple[str, ...] = ()
 
     def with_model(self, role: str, spec: ModelSpec | str | None) -> ModelSettings:
         """A copy with ``role`` set to ``spec`` (``None`` removes it)."""
@@ -109,11 +113,12 @@ class ModelSettings:
             models.pop(role, None)
         else:
             models[role] = spec if isinstance(spec, ModelSpec) else ModelSpec(str(spec))
-        return ModelSettings(models=models, device=self.device, precision=self.precision, offload=self.offload)
+        return replace(self, models=models)
 
     def to_json(self) -> str:
         data = {"models": {role: asdict(spec) for role, spec in self.models.items()}, "device": self.device,
-                "precision": self.precision, "offload": self.offload}
+                "precision": self.precision, "offload": self.offload, "offline": self.offline,
+                "accepted_licences": list(self.accepted_licences)}
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -127,7 +132,8 @@ class ModelSettings:
         for role in models:
             _check_role(role)
         return cls(models=models, device=data.get("device", "auto"), precision=data.get("precision", "auto"),
-                   offload=data.get("offload", "auto"))
+                   offload=data.get("offload", "auto"), offline=bool(data.get("offline", False)),
+                   accepted_licences=tuple(str(x) for x in data.get("accepted_licences", ())))
 
 
 def settings_path() -> Path:
