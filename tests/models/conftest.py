@@ -49,3 +49,21 @@ def tiny_pack(tmp_path_factory: pytest.TempPathFactory, raw_tiny_models) -> Path
     out = tmp_path_factory.mktemp("packs") / "tiny-pack"
     build_pack(out, models_dir=root / "models", settings=settings)
     return out
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every socket connection attempt fails the test's assertion list: ``assert not attempts`` after the call."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[1:] or kwargs)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: refuse(self, address))
+    monkeypatch.setattr(socket.socket, "connect_ex", lambda self, address: refuse(self, address))
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: refuse(None, *a, **k))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: refuse(None, *a, **k))
+    return attempts

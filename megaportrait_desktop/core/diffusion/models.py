@@ -4,7 +4,8 @@ Every role (:data:`ROLES`) names one model, given as
 
 - a local **diffusers folder** (``model_index.json`` for the base, ``config.json`` for a ControlNet);
 - a single **``.safetensors``** checkpoint in the original layout (loaded with ``from_single_file``;
-  its diffusers config comes from ``config``, a folder or a repo id in the local cache);
+  its diffusers config comes from ``config``, a folder or a repo id in the local cache, or by default
+  from the SD 1.5 configs and CLIP tokenizer shipped in ``resources/sd15``: no network needed);
 - a **Hugging Face repo id** already in the local Hugging Face cache (shared with other tools, never
   downloaded here: ``local_files_only=True``).
 
@@ -48,7 +49,7 @@ ROLE_SUGGESTIONS = {
     "inpaint_controlnet": "the SD 1.5 inpaint ControlNet 'lllyasviel/control_v11p_sd15_inpaint'",
 }
 
-#: Where a single-file checkpoint's diffusers config comes from when the spec names none.
+#: The repos each role's suggested model comes from (and whose hyper-parameters the shipped configs copy).
 DEFAULT_CONFIGS = {
     "base": "stable-diffusion-v1-5/stable-diffusion-v1-5",
     "face_controlnet": "lllyasviel/control_v11p_sd15_lineart",
@@ -136,6 +137,18 @@ class ModelSettings:
                    accepted_licences=tuple(str(x) for x in data.get("accepted_licences", ())))
 
 
+def shipped_config(role: str) -> Path:
+    """The SD 1.5 diffusers config folder that ships with the app for ``role``'s single files.
+
+    ``resources/sd15/base`` (unet, vae, text_encoder, CLIP tokenizer, scheduler) for the base and
+    ``resources/sd15/controlnet`` for the ControlNets; ``scripts/build_sd15_resources.py`` rebuilds them.
+    """
+    from ..paths import resources_dir
+
+    _check_role(role)
+    return resources_dir() / "sd15" / ("base" if role == "base" else "controlnet")
+
+
 def settings_path() -> Path:
     """``models.json`` in the user's config folder."""
     return config_dir() / SETTINGS_FILE
@@ -185,10 +198,12 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
         if path.suffix.lower() != ".safetensors":
             raise UnsafeModelError(f"{path.name} ({ROLE_NAMES[role]}): only .safetensors files or diffusers "
                                    "folders can be loaded.")
-        config = spec.config or DEFAULT_CONFIGS[role]
-        config_path = Path(config).expanduser()
+        if spec.config is None:
+            # The SD 1.5 configs and CLIP tokenizer ship with the app: a fine-tune loads with no network.
+            return ResolvedModel(role, "single_file", path, shipped_config(role))
+        config_path = Path(spec.config).expanduser()
         if not config_path.is_dir():
-            config_path = _cached_repo(role, config, what="the configuration for the single file")
+            config_path = _cached_repo(role, spec.config, what="the configuration for the single file")
         return ResolvedModel(role, "single_file", path, config_path)
     if _REPO_ID.match(source) and not path.exists() and not source.startswith((".", "/", "~")):
         folder = _cached_repo(role, source, what="the model")
