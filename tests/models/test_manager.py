@@ -109,3 +109,14 @@ def test_licence_acceptance_is_recorded_once(tiny_pack) -> None:
     assert _states()["insightface"].licence_accepted
     licences.require_accepted("insightface", state.licence)
     assert licences.is_accepted("base", _states()["base"].licence)  # permissive: nothing to accept
+
+
+def test_insightface_asks_for_its_licence_before_first_use(tiny_pack) -> None:
+    from megaportrait_desktop.core.face import require_buffalo_l
+    from megaportrait_desktop.core.modelstore import licences
+
+    packs.install_pack(tiny_pack)
+    with pytest.raises(licences.LicenceNotAcceptedError, match="non-commercial"):
+        require_buffalo_l(None, "detection")
+    licences.accept("insightface", licences.licence_of("insightface", manager.role_state("insightface").path))
+    assert require_buffalo_l(None, "detection").name == "det_10g.onnx"

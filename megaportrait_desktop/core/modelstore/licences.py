@@ -8,14 +8,20 @@ accepted once before its first use; the acceptance is kept in ``models.json``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from ..diffusion.models import ModelSettings, load_settings, save_settings
-from ..errors import MegaPortraitError
+from ..errors import ModelMissingError
+from . import installed
 
 
-class LicenceNotAcceptedError(MegaPortraitError):
-    """A model with a restrictive licence was about to be used before the user accepted it."""
+class LicenceNotAcceptedError(ModelMissingError):
+    """A model with a restrictive licence was about to be used before the user accepted it.
+
+    A kind of :class:`ModelMissingError`: until accepted the model is not usable, and callers that
+    carry on without a missing model (the identity score) carry on the same way.
+    """
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,12 @@ ROLE_LICENCES: dict[str, Licence] = {
     "insightface": KNOWN["insightface-non-commercial"],
     "annotators": KNOWN["openrail"],
 }
+
+
+def licence_of(role: str, path: Path | None = None, models_dir: Path | None = None) -> Licence:
+    """The licence of the model at ``path``: from its pack's manifest when the app installed it, else the role's."""
+    record = installed.find(path, models_dir) if path is not None else None
+    return Licence.from_json(record.licence) if record and record.licence else ROLE_LICENCES[role]
 
 
 def is_accepted(role: str, licence: Licence, settings: ModelSettings | None = None) -> bool:

@@ -27,7 +27,7 @@ from ..diffusion.models import (
 from ..errors import ModelMissingError, RequestError
 from ..paths import models_dir as default_models_dir
 from . import installed
-from .licences import ROLE_LICENCES, Licence, is_accepted
+from .licences import ROLE_LICENCES, Licence, is_accepted, licence_of
 
 #: Roles the manager shows: the diffusion roles, then the insightface pack and the annotator weights.
 MANAGED_ROLES = (*ROLES, "insightface", "annotators")
@@ -143,11 +143,6 @@ def cached_repo(repo_id: str) -> Path | None:
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _licence(role: str, path: Path | None, root: Path) -> Licence:
-    record = installed.find(path, root) if path is not None else None
-    return Licence.from_json(record.licence) if record and record.licence else ROLE_LICENCES[role]
-
-
 def _diffusion_state(role: str, settings: ModelSettings, root: Path, hashes: bool, cache: dict | None) -> RoleState:
     spec = settings.models.get(role)
     base = dict(role=role, title=TITLES[role], source=spec.source if spec else "")
@@ -163,7 +158,7 @@ def _diffusion_state(role: str, settings: ModelSettings, root: Path, hashes: boo
         return RoleState(**base, state=DAMAGED if exists else MISSING, message=str(exc),
                          licence=ROLE_LICENCES[role], cached_default=cached)
     path = resolved.path
-    licence = _licence(role, path, root)
+    licence = licence_of(role, path, root)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     in_cache = _is_relative(path, hf_cache_dir())
     problem = _damage(path, root, files, hashes)
@@ -181,7 +176,7 @@ def _fixed_state(role: str, root: Path, settings: ModelSettings, hashes: bool, c
     from ..face import buffalo_l_dir
 
     folder = buffalo_l_dir(root) if role == "insightface" else annotators_dir(root)
-    licence = _licence(role, folder, root)
+    licence = licence_of(role, folder, root)
     base = dict(role=role, title=TITLES[role], source=str(folder), path=folder, kind="folder", licence=licence,
                 licence_accepted=is_accepted(role, licence, settings))
     present = [name for name in REQUIRED_FILES[role] if (folder / name).is_file()]
