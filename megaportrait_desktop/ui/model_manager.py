@@ -29,8 +29,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .workers import run_in_background
-
 STATE_ICONS = {"installed": ("mdi6.check-circle", "#5cb85c"), "missing": ("mdi6.minus-circle", "#999999"),
                "damaged": ("mdi6.alert-circle", "#d9534f")}
 COLUMNS = ["Role", "State", "Size", "Source", "Licence"]
@@ -225,9 +223,13 @@ class ModelManagerDialog(QDialog):
     # ------------------------------------------------------------------ helpers
 
     def _start(self, fn, on_done) -> None:
-        worker = run_in_background(fn, on_done=on_done, on_error=self._on_error)
+        from superqt.utils import create_worker
+
+        # Connected before the thread starts: a quick job could otherwise finish before ``finished`` is wired.
+        worker = create_worker(fn, _connect={"returned": on_done, "errored": self._on_error}, _start_thread=False)
         self._workers.append(worker)
         worker.finished.connect(lambda: self._workers.remove(worker) if worker in self._workers else None)
+        worker.start()
 
     def _on_error(self, exc: Exception) -> None:
         self._idle(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))

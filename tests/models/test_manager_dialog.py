@@ -18,7 +18,9 @@ def dialog(qtbot):
     qtbot.addWidget(dlg)
     dlg.show()
     qtbot.waitUntil(lambda: dlg.table.rowCount() == 7, timeout=20_000)
-    return dlg
+    yield dlg
+    # No worker may outlive the dialog it reports to.
+    qtbot.waitUntil(lambda: not dlg._workers, timeout=20_000)
 
 
 def _column(dlg, col: int) -> list[str]:

@@ -133,6 +133,13 @@ def test_a_pickle_file_is_refused(tiny_pack, tmp_path) -> None:
     _refused(pack, "pickle file.*model.ckpt")
 
 
+def test_an_unlisted_pickle_in_the_pack_is_refused(tiny_pack, tmp_path) -> None:
+    pack = _copy(tiny_pack, tmp_path)
+    (pack / "base" / "leftover.bin").write_bytes(b"\x80\x04pickled")
+    _refused(pack, "pickle file.*leftover.bin")
+    _refused(_zip(pack, tmp_path / "pack.zip"), "pickle file.*leftover.bin")
+
+
 def test_a_pickle_named_safetensors_is_refused(tiny_pack, tmp_path) -> None:
     import hashlib
 

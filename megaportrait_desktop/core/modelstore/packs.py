@@ -220,6 +220,12 @@ def _read_manifest(source: _Source) -> Manifest:
         raise PackError(f"The pack's {MANIFEST} is malformed ({type(exc).__name__}: {exc}).") from None
     if not models:
         raise PackError("The pack holds no models.")
+    # A pickle the manifest does not list is never installed, but a pack carrying one was not made by
+    # this app or was tampered with: refuse it rather than guess.
+    stray = next((n for n in source.names() if PurePosixPath(n).suffix.lower() in PICKLE_SUFFIXES), None)
+    if stray is not None:
+        raise PackError(f"The pack holds a pickle file, {stray}: loading one can run code hidden in it, so the "
+                        "pack is refused. Rebuild it with .safetensors weights.")
     return Manifest(tuple(models), str(data.get("created", "")))
 
 
