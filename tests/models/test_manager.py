@@ -120,3 +120,24 @@ def test_insightface_asks_for_its_licence_before_first_use(tiny_pack) -> None:
         require_buffalo_l(None, "detection")
     licences.accept("insightface", licences.licence_of("insightface", manager.role_state("insightface").path))
     assert require_buffalo_l(None, "detection").name == "det_10g.onnx"
+
+
+def test_a_pack_model_with_a_restrictive_licence_is_used_only_once_accepted(tiny_pack, tmp_path) -> None:
+    import json
+
+    from megaportrait_desktop.core.modelstore import licences
+
+    pack = tmp_path / "pack"
+    shutil.copytree(tiny_pack, pack)
+    data = json.loads((pack / "manifest.json").read_text())
+    for entry in data["models"]:
+        if entry["role"] == "detail_controlnet":
+            entry["licence"] = {"id": "cc-by-nc-4.0"}
+    (pack / "manifest.json").write_text(json.dumps(data))
+    packs.install_pack(pack)
+    state = _states()["detail_controlnet"]
+    assert state.licence.name == "CC BY-NC 4.0" and not state.licence_accepted
+    with pytest.raises(licences.LicenceNotAcceptedError, match="detail_controlnet.*CC BY-NC"):
+        models.resolve_all(models.load_settings())
+    licences.accept("detail_controlnet", state.licence)
+    assert set(models.resolve_all(models.load_settings())) == set(models.ROLES)

@@ -215,7 +215,11 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
 
 def resolve_all(settings: ModelSettings, overrides: dict[str, str | None] | None = None,
                 roles: tuple[str, ...] = ROLES) -> dict[str, ResolvedModel]:
-    """Resolve ``roles`` from the settings, with per-run ``overrides`` (a source string per role) on top."""
+    """Resolve ``roles`` from the settings, with per-run ``overrides`` (a source string per role) on top.
+
+    Raises :class:`~megaportrait_desktop.core.modelstore.licences.LicenceNotAcceptedError` for a model
+    whose restrictive licence (from its pack's manifest) the user has not accepted yet.
+    """
     overrides = overrides or {}
     out = {}
     for role in roles:
@@ -224,6 +228,11 @@ def resolve_all(settings: ModelSettings, overrides: dict[str, str | None] | None
         if override and role in settings.models and settings.models[role].source == override:
             spec = settings.models[role]  # keep its config
         out[role] = resolve(role, spec)
+    # A model installed from a pack under a restrictive licence is used only once the user accepted it.
+    from ..modelstore.licences import licence_of, require_accepted
+
+    for role, model in out.items():
+        require_accepted(role, licence_of(role, model.path), settings)
     return out
 
 
