@@ -128,7 +128,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from .core.modelstore.packs import PACK_ROLES, build_pack
+    from .core.modelstore.pack_builder import build_pack
+    from .core.modelstore.packs import PACK_ROLES
 
     manifest = build_pack(args.out, roles=tuple(args.role) if args.role else PACK_ROLES,
                           reporter=Reporter(_progress_printer("packing")))

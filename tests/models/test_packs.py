@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from megaportrait_desktop.core.diffusion import models
-from megaportrait_desktop.core.modelstore import installed, packs
+from megaportrait_desktop.core.modelstore import installed, pack_builder, packs
 from megaportrait_desktop.core.modelstore.packs import PackError
 from megaportrait_desktop.core.paths import models_dir
 
@@ -73,7 +73,7 @@ def test_install_verify_and_reinstall_without_duplicates(tiny_pack) -> None:
 def test_install_from_a_zip_and_build_a_pack_from_what_is_installed(tiny_pack, tmp_path) -> None:
     archive = _zip(tiny_pack, tmp_path / "pack.zip")
     packs.install_pack(archive)
-    rebuilt = packs.build_pack(tmp_path / "again.zip")
+    rebuilt = pack_builder.build_pack(tmp_path / "again.zip")
     assert {f.sha256 for m in rebuilt.models for f in m.files} == {
         f.sha256 for m in packs.read_manifest(tiny_pack).models for f in m.files}
     assert packs.verify_pack(tmp_path / "again.zip").models == rebuilt.models
