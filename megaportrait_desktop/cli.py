@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .project.commands import add_parser as add_project_parser
 
     add_project_parser(sub)
+    from . import cli_models
+
+    cli_models.add_parser(sub)
     return parser
 
 
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             from .project.commands import run as run_project
 
             return run_project(args)
+        if args.command == "models":
+            from . import cli_models
+
+            return cli_models.run(args)
         build_parser().print_help()
         return 0
     except Cancelled:

@@ -83,6 +83,12 @@ def test_identity_score_with_an_arcface_model(tmp_path, grace, grace_face, astro
     pack = buffalo_l_dir(tmp_path)
     pack.mkdir(parents=True)
     _tiny_arcface(pack / "w600k_r50.onnx")
+    from megaportrait_desktop.core.modelstore import licences
+
+    # insightface's models are for non-commercial use: the user accepts that once before first use.
+    with pytest.raises(licences.LicenceNotAcceptedError):
+        load_embedding_backend(tmp_path)
+    licences.accept("insightface", licences.ROLE_LICENCES["insightface"])
     backend = load_embedding_backend(tmp_path)
     e1 = backend.embed(grace, grace_face)
     assert e1.shape == (512,) and abs(np.linalg.norm(e1) - 1) < 1e-5

@@ -4,7 +4,8 @@ Every role (:data:`ROLES`) names one model, given as
 
 - a local **diffusers folder** (``model_index.json`` for the base, ``config.json`` for a ControlNet);
 - a single **``.safetensors``** checkpoint in the original layout (loaded with ``from_single_file``;
-  its diffusers config comes from ``config``, a folder or a repo id in the local cache);
+  its diffusers config comes from ``config``, a folder or a repo id in the local cache, or by default
+  from the SD 1.5 configs and CLIP tokenizer shipped in ``resources/sd15``: no network needed);
 - a **Hugging Face repo id** already in the local Hugging Face cache (shared with other tools, never
   downloaded here: ``local_files_only=True``).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ ROLE_SUGGESTIONS = {
     "inpaint_controlnet": "the SD 1.5 inpaint ControlNet 'lllyasviel/control_v11p_sd15_inpaint'",
 }
 
-#: Where a single-file checkpoint's diffusers config comes from when the spec names none.
+#: The repos each role's suggested model comes from (and whose hyper-parameters the shipped configs copy).
 DEFAULT_CONFIGS = {
     "base": "stable-diffusion-v1-5/stable-diffusion-v1-5",
     "face_controlnet": "lllyasviel/control_v11p_sd15_lineart",
@@ -94,12 +95,16 @@ class ModelSettings:
 
     ``device``: ``"auto"``, ``"cuda"``, ``"mps"`` or ``"cpu"``; ``precision``: ``"auto"``, ``"fp16"``,
     ``"bf16"`` or ``"fp32"``; ``offload``: ``"auto"`` (on for GPUs of 8 GB or less), ``"on"``, ``"off"``.
+    ``offline``: when true, nothing in the app opens a network connection (downloads are refused).
+    ``accepted_licences``: the model roles or licence ids whose restrictive licence the user accepted.
     """
 
     models: dict[str, ModelSpec] = field(default_factory=dict)
     device: str = "auto"
     precision: str = "auto"
     offload: str = "auto"
+    offline: bool = False
+    accepted_licences: tuple[str, ...] = ()
 
     def with_model(self, role: str, spec: ModelSpec | str | None) -> ModelSettings:
         """A copy with ``role`` set to ``spec`` (``None`` removes it)."""
@@ -109,11 +114,12 @@ class ModelSettings:
             models.pop(role, None)
         else:
             models[role] = spec if isinstance(spec, ModelSpec) else ModelSpec(str(spec))
-        return ModelSettings(models=models, device=self.device, precision=self.precision, offload=self.offload)
+        return replace(self, models=models)
 
     def to_json(self) -> str:
         data = {"models": {role: asdict(spec) for role, spec in self.models.items()}, "device": self.device,
-                "precision": self.precision, "offload": self.offload}
+                "precision": self.precision, "offload": self.offload, "offline": self.offline,
+                "accepted_licences": list(self.accepted_licences)}
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -127,7 +133,20 @@ class ModelSettings:
         for role in models:
             _check_role(role)
         return cls(models=models, device=data.get("device", "auto"), precision=data.get("precision", "auto"),
-                   offload=data.get("offload", "auto"))
+                   offload=data.get("offload", "auto"), offline=bool(data.get("offline", False)),
+                   accepted_licences=tuple(str(x) for x in data.get("accepted_licences", ())))
+
+
+def shipped_config(role: str) -> Path:
+    """The SD 1.5 diffusers config folder that ships with the app for ``role``'s single files.
+
+    ``resources/sd15/base`` (unet, vae, text_encoder, CLIP tokenizer, scheduler) for the base and
+    ``resources/sd15/controlnet`` for the ControlNets; ``scripts/build_sd15_resources.py`` rebuilds them.
+    """
+    from ..paths import resources_dir
+
+    _check_role(role)
+    return resources_dir() / "sd15" / ("base" if role == "base" else "controlnet")
 
 
 def settings_path() -> Path:
@@ -179,10 +198,12 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
         if path.suffix.lower() != ".safetensors":
             raise UnsafeModelError(f"{path.name} ({ROLE_NAMES[role]}): only .safetensors files or diffusers "
                                    "folders can be loaded.")
-        config = spec.config or DEFAULT_CONFIGS[role]
-        config_path = Path(config).expanduser()
+        if spec.config is None:
+            # The SD 1.5 configs and CLIP tokenizer ship with the app: a fine-tune loads with no network.
+            return ResolvedModel(role, "single_file", path, shipped_config(role))
+        config_path = Path(spec.config).expanduser()
         if not config_path.is_dir():
-            config_path = _cached_repo(role, config, what="the configuration for the single file")
+            config_path = _cached_repo(role, spec.config, what="the configuration for the single file")
         return ResolvedModel(role, "single_file", path, config_path)
     if _REPO_ID.match(source) and not path.exists() and not source.startswith((".", "/", "~")):
         folder = _cached_repo(role, source, what="the model")
@@ -194,7 +215,11 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
 
 def resolve_all(settings: ModelSettings, overrides: dict[str, str | None] | None = None,
                 roles: tuple[str, ...] = ROLES) -> dict[str, ResolvedModel]:
-    """Resolve ``roles`` from the settings, with per-run ``overrides`` (a source string per role) on top."""
+    """Resolve ``roles`` from the settings, with per-run ``overrides`` (a source string per role) on top.
+
+    Raises :class:`~megaportrait_desktop.core.modelstore.licences.LicenceNotAcceptedError` for a model
+    whose restrictive licence (from its pack's manifest) the user has not accepted yet.
+    """
     overrides = overrides or {}
     out = {}
     for role in roles:
@@ -203,6 +228,11 @@ def resolve_all(settings: ModelSettings, overrides: dict[str, str | None] | None
         if override and role in settings.models and settings.models[role].source == override:
             spec = settings.models[role]  # keep its config
         out[role] = resolve(role, spec)
+    # A model installed from a pack under a restrictive licence is used only once the user accepted it.
+    from ..modelstore.licences import licence_of, require_accepted
+
+    for role, model in out.items():
+        require_accepted(role, licence_of(role, model.path), settings)
     return out
 
 

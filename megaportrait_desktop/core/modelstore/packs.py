@@ -1,0 +1,453 @@
+"""Offline model packs: a folder or zip with ``manifest.json``, installed with every hash checked.
+
+A studio prepares one machine, builds a pack from what it has installed (:func:`pack_builder.build_pack`) and
+carries it on a USB drive to offline machines (:func:`install_pack`). The format (version 1)::
+
+    manifest.json
+    base/<name>/...                  a diffusers folder, or base/<name>.safetensors
+    face_controlnet/<name>/...       likewise for each ControlNet role
+    insightface/models/buffalo_l/... the insightface pack (det_10g.onnx, w600k_r50.onnx, ...)
+
+    {"format": "megaportrait-model-pack", "version": 1, "created": "...",
+     "models": [{"role": "base", "name": "sd15", "kind": "folder" | "single_file",
+                 "path": "base/sd15", "config": null, "source": "stable-diffusion-v1-5/...",
+                 "licence": {"id": "creativeml-openrail-m", "name": "...", "url": "...",
+                             "requires_acceptance": false},
+                 "files": [{"path": "base/sd15/unet/diffusion_pytorch_model.safetensors",
+                            "size": 3438167536, "sha256": "..."}]}]}
+
+Paths are POSIX, relative to the pack root, and a model lands at the same path in the models folder.
+
+Installing refuses, with the reason and before touching the models folder: an unknown format or
+version, a path that could escape the models folder (absolute, ``..``, a link), a pickle file or any
+file type that is not plain data, a ``.safetensors`` file that is not one, a missing file, and a size
+or SHA-256 mismatch. Files are copied (and hashed while copied) into a staging folder inside the models
+folder, and moved into place only when every one checked out; a refused or cancelled install removes
+the staging folder, so nothing half-installed is left behind. A file already installed with the same
+hash is not copied again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import struct
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from ..diffusion.models import PICKLE_SUFFIXES, ROLES, ModelSpec, load_settings, save_settings
+from ..errors import MegaPortraitError
+from ..paths import models_dir as default_models_dir
+from ..progress import Reporter
+from . import installed
+from .licences import Licence
+
+FORMAT = "megaportrait-model-pack"
+VERSION = 1
+MANIFEST = "manifest.json"
+#: Roles a pack can carry beyond the diffusion roles, and where each must be installed.
+FIXED_PATHS = {"insightface": "insightface/models/buffalo_l"}
+PACK_ROLES = (*ROLES, "insightface")
+#: Plain data files a pack may hold; anything else (executables, pickles, archives) is refused.
+ALLOWED_SUFFIXES = {".safetensors", ".json", ".txt", ".onnx", ".md", ".yaml", ".model"}
+_CHUNK = 1 << 20
+#: A model is a diffusers ``folder`` or a ``single_file``; a ``config`` entry holds the diffusers config
+#: files (no weights) that a single-file model of the pack names as its ``config``.
+KINDS = ("folder", "single_file", "config")
+
+
+class PackError(MegaPortraitError):
+    """A model pack was refused; the message says why. Nothing was installed."""
+
+
+@dataclass(frozen=True)
+class PackFile:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PackModel:
+    """One model of a pack (see the module docstring for the fields)."""
+
+    role: str
+    name: str
+    kind: str
+    path: str
+    files: tuple[PackFile, ...]
+    licence: Licence
+    source: str = ""
+    config: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    models: tuple[PackModel, ...]
+    created: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "created": self.created, "models": [
+            {"role": m.role, "name": m.name, "kind": m.kind, "path": m.path, "config": m.config, "source": m.source,
+             "licence": m.licence.to_json(),
+             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in m.files]}
+            for m in self.models]}
+
+
+@dataclass
+class InstallReport:
+    """What :func:`install_pack` did: files ``copied`` and ``skipped`` (already installed, same hash)."""
+
+    models: list[PackModel] = field(default_factory=list)
+    copied: int = 0
+    skipped: int = 0
+    roles_set: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+class _Source:
+    """A pack's files, from a folder or a zip, by their POSIX path inside the pack."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        if path.is_file():
+            try:
+                self.zip = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise PackError(f"{path.name} is not a model pack (not a folder or a readable zip: {exc}).") from None
+            self.prefix = self._zip_prefix()
+        elif not path.is_dir():
+            raise PackError(f"No model pack at {path}.")
+
+    def _zip_prefix(self) -> str:
+        # A zip made by compressing the pack folder has everything under one top folder.
+        names = self.zip.namelist()
+        if MANIFEST in names:
+            return ""
+        tops = {n.split("/", 1)[0] for n in names}
+        if len(tops) == 1 and f"{next(iter(tops))}/{MANIFEST}" in names:
+            return next(iter(tops)) + "/"
+        return ""
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+    def exists(self, name: str) -> bool:
+        if self.zip is not None:
+            try:
+                self.zip.getinfo(self.prefix + name)
+                return True
+            except KeyError:
+                return False
+        return (self.path / name).is_file() or (self.path / name).is_symlink()
+
+    def is_link(self, name: str) -> bool:
+        if self.zip is not None:
+            mode = self.zip.getinfo(self.prefix + name).external_attr >> 16
+            return stat.S_ISLNK(mode)
+        # A link anywhere on the way (a linked folder) could point outside the pack.
+        current = self.path
+        for part in PurePosixPath(name).parts:
+            current = current / part
+            if current.is_symlink():
+                return True
+        return False
+
+    def open(self, name: str) -> IO[bytes]:
+        if self.zip is not None:
+            return self.zip.open(self.prefix + name)
+        return (self.path / name).open("rb")
+
+    def names(self) -> list[str]:
+        if self.zip is not None:
+            return [n[len(self.prefix):] for n in self.zip.namelist() if not n.endswith("/")]
+        return [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
+
+
+def read_manifest(pack: str | Path) -> Manifest:
+    """The checked manifest of a pack folder or zip (no file is hashed here: see :func:`verify_pack`).
+
+    Raises
+    ------
+    PackError
+        For a missing or malformed manifest, an unknown format or version, an unsafe path or file type.
+    """
+    source = _Source(Path(pack))
+    try:
+        return _read_manifest(source)
+    finally:
+        source.close()
+
+
+def _read_manifest(source: _Source) -> Manifest:
+    if not source.exists(MANIFEST):
+        raise PackError(f"{source.path.name} is not a model pack: it has no {MANIFEST}.")
+    try:
+        with source.open(MANIFEST) as f:
+            data = json.loads(f.read(1 << 22).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PackError(f"The pack's {MANIFEST} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PackError(f"The pack's {MANIFEST} is not a MegaPortrait model pack manifest (format "
+                        f"{data.get('format') if isinstance(data, dict) else None!r}).")
+    if data.get("version") != VERSION:
+        raise PackError(f"The pack's manifest version {data.get('version')!r} is unknown to this version of the app "
+                        f"(it reads version {VERSION}); update the app or rebuild the pack.")
+    models = []
+    seen_paths: set[str] = set()
+    try:
+        for entry in data["models"]:
+            model = _read_model(entry)
+            for f in model.files:
+                if f.path in seen_paths:
+                    raise PackError(f"The pack lists {f.path} twice.")
+                seen_paths.add(f.path)
+            models.append(model)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackError(f"The pack's {MANIFEST} is malformed ({type(exc).__name__}: {exc}).") from None
+    if not models:
+        raise PackError("The pack holds no models.")
+    # A pickle the manifest does not list is never installed, but a pack carrying one was not made by
+    # this app or was tampered with: refuse it rather than guess.
+    stray = next((n for n in source.names() if PurePosixPath(n).suffix.lower() in PICKLE_SUFFIXES), None)
+    if stray is not None:
+        raise PackError(f"The pack holds a pickle file, {stray}: loading one can run code hidden in it, so the "
+                        "pack is refused. Rebuild it with .safetensors weights.")
+    return Manifest(tuple(models), str(data.get("created", "")))
+
+
+def _read_model(entry: dict[str, Any]) -> PackModel:
+    role = entry["role"]
+    if role not in PACK_ROLES:
+        raise PackError(f"The pack has a model for an unknown role {role!r} (roles: {', '.join(PACK_ROLES)}).")
+    path = _safe_path(entry["path"])
+    if role in FIXED_PATHS and path != FIXED_PATHS[role]:
+        raise PackError(f"The pack's {role} model must be at {FIXED_PATHS[role]}, not {path}.")
+    kind = entry.get("kind", "folder")
+    if kind not in KINDS:
+        raise PackError(f"The pack's {role} model has an unknown kind {kind!r}.")
+    files = []
+    for f in entry["files"]:
+        name = _safe_path(f["path"])
+        if name != path and not name.startswith(path + "/"):
+            raise PackError(f"The pack's file {name} lies outside its model's folder {path}.")
+        suffix = PurePosixPath(name).suffix.lower()
+        if suffix in PICKLE_SUFFIXES:
+            raise PackError(f"The pack holds a pickle file, {name}: loading one can run code hidden in it, so the "
+                            "pack is refused. Rebuild it with .safetensors weights.")
+        if suffix not in ALLOWED_SUFFIXES:
+            raise PackError(f"The pack holds {name}, a file type a model pack may not carry "
+                            f"(allowed: {', '.join(sorted(ALLOWED_SUFFIXES))}).")
+        sha = str(f["sha256"]).lower()
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise PackError(f"The pack's hash of {name} is not a SHA-256.")
+        files.append(PackFile(name, int(f["size"]), sha))
+    if not files:
+        raise PackError(f"The pack's {role} model lists no files.")
+    if kind == "single_file" and (len(files) != 1 or files[0].path != path):
+        raise PackError(f"The pack's single-file {role} model must list exactly its file {path}.")
+    config = _safe_path(entry["config"]) if entry.get("config") else None
+    return PackModel(role=role, name=str(entry.get("name") or PurePosixPath(path).name), kind=kind, path=path,
+                     files=tuple(files), licence=Licence.from_json(entry.get("licence")),
+                     source=str(entry.get("source", "")), config=config)
+
+
+def _safe_path(value: Any) -> str:
+    """A relative POSIX path that stays inside its root, or :class:`PackError`."""
+    text = str(value)
+    pure = PurePosixPath(text)
+    if (not text or "\\" in text or pure.is_absolute() or ":" in pure.parts[0] or ".." in pure.parts
+            or any(part.startswith(".") for part in pure.parts) or "\x00" in text):
+        raise PackError(f"The pack's path {text!r} could escape the models folder (absolute, '..', hidden or a "
+                        "drive); the pack is refused.")
+    return pure.as_posix()
+
+
+# ------------------------------------------------------------------------------------------ verifying
+
+
+def verify_pack(pack: str | Path, reporter: Reporter | None = None) -> Manifest:
+    """Check every file of a pack against its manifest (size and SHA-256) without installing anything.
+
+    Raises
+    ------
+    PackError
+        At the first refused file, saying which and why.
+    """
+    source = _Source(Path(pack))
+    try:
+        manifest = _read_manifest(source)
+        files = [f for m in manifest.models for f in m.files]
+        total = sum(f.size for f in files)
+        done = 0
+        for f in files:
+            _check_present(source, f)
+            with source.open(f.path) as stream:
+                _copy_checked(stream, None, f, reporter, done, total)
+            done += f.size
+        return manifest
+    finally:
+        source.close()
+
+
+def _check_present(source: _Source, f: PackFile) -> None:
+    if not source.exists(f.path):
+        raise PackError(f"The pack's file {f.path} is missing.")
+    if source.is_link(f.path):
+        raise PackError(f"The pack's file {f.path} is a link, which could point outside the pack; refused.")
+
+
+def _copy_checked(stream: IO[bytes], out: IO[bytes] | None, f: PackFile, reporter: Reporter | None,
+                  done: int, total: int) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    while chunk := stream.read(_CHUNK):
+        if len(head) < 16:
+            head += chunk[:16]
+        size += len(chunk)
+        if size > f.size:
+            raise PackError(f"The pack's file {f.path} is larger than its manifest says; refused.")
+        digest.update(chunk)
+        if out is not None:
+            out.write(chunk)
+        if reporter is not None:
+            reporter("install", done + size, total, f.path)
+    if size != f.size:
+        raise PackError(f"The pack's file {f.path} has {size} bytes, its manifest says {f.size}; refused.")
+    if digest.hexdigest() != f.sha256:
+        raise PackError(f"The pack's file {f.path} does not match its SHA-256 (damaged or changed); refused.")
+    if f.path.lower().endswith(".safetensors") and not _looks_like_safetensors(head):
+        raise PackError(f"The pack's file {f.path} is not a safetensors file; refused.")
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    # 8 bytes of little-endian header length, then a JSON object: a pickle starts with 0x80 instead.
+    return len(head) >= 9 and struct.unpack("<Q", head[:8])[0] > 0 and head[8:9] == b"{"
+
+
+# ------------------------------------------------------------------------------------------ installing
+
+
+def install_pack(pack: str | Path, models_dir: Path | None = None, reporter: Reporter | None = None,
+                 use: bool = True) -> InstallReport:
+    """Install a pack folder or zip into the models folder, every file checked; all or nothing.
+
+    Parameters
+    ----------
+    pack:
+        The pack folder (e.g. on a USB drive) or zip.
+    models_dir:
+        Where models live (default: the app's models folder).
+    reporter:
+        Progress (stage ``"install"``, bytes) and cancellation.
+    use:
+        Set each installed diffusion role in ``models.json`` when that role has no working model yet.
+
+    Raises
+    ------
+    PackError
+        When the pack is refused; the models folder is then as it was.
+    Cancelled
+        When cancelled; likewise nothing is left behind.
+    """
+    root = models_dir or default_models_dir()
+    source = _Source(Path(pack))
+    try:
+        manifest = _read_manifest(source)
+        for model in manifest.models:
+            for f in model.files:
+                _check_present(source, f)
+        root.mkdir(parents=True, exist_ok=True)
+        record = installed.load_registry(root)
+        to_copy = [f for m in manifest.models for f in m.files if not _already_installed(root, f)]
+        _check_free_space(root, sum(f.size for f in to_copy))
+        staging = root / f".incoming-{uuid.uuid4().hex}"
+        try:
+            total, done = sum(f.size for f in to_copy), 0
+            for f in to_copy:
+                target = staging / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with source.open(f.path) as stream, target.open("wb") as out:
+                    _copy_checked(stream, out, f, reporter, done, total)
+                done += f.size
+            _commit(staging, root, to_copy)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        source.close()
+    report = InstallReport(models=list(manifest.models), copied=len(to_copy),
+                           skipped=sum(len(m.files) for m in manifest.models) - len(to_copy))
+    for model in manifest.models:
+        record[model.path] = installed.InstalledModel(
+            role=model.role, name=model.name, path=model.path, kind=model.kind, source=model.source,
+            licence=model.licence.to_json(), config=model.config,
+            files=tuple(installed.InstalledFile(f.path, f.size, f.sha256) for f in model.files))
+    installed.save_registry(record, root)
+    if use:
+        report.roles_set = _use_installed(manifest, root)
+    return report
+
+
+def _already_installed(root: Path, f: PackFile) -> bool:
+    target = root / f.path
+    if not target.is_file() or target.stat().st_size != f.size:
+        return False
+    # Hashed, not trusted from the record: a file changed in place keeps its size.
+    return sha256(target) == f.sha256
+
+
+def _commit(staging: Path, root: Path, files: list[PackFile]) -> None:
+    """Move the checked files into place; each move is an atomic rename on the same file system."""
+    for f in files:
+        target = root / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / f.path, target)
+
+
+def _check_free_space(root: Path, needed: int) -> None:
+    free = shutil.disk_usage(root).free
+    # Keep a margin: a full disk also breaks the project store and the OS.
+    if needed + (256 << 20) > free:
+        raise PackError(f"Not enough free disk space in {root}: the pack needs {_gb(needed)}, {_gb(free)} is free.")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def _use_installed(manifest: Manifest, root: Path) -> list[str]:
+    """Point each diffusion role with no working model at the installed one; the roles changed."""
+    from ..diffusion.models import check_all
+
+    settings = load_settings()
+    problems = check_all(settings)
+    changed = []
+    for model in manifest.models:
+        if (model.role in ROLES and model.kind != "config" and problems.get(model.role) is not None
+                and model.role not in changed):
+            config = str(root / model.config) if model.config else None
+            settings = settings.with_model(model.role, ModelSpec(str(root / model.path), config))
+            changed.append(model.role)
+    if changed:
+        save_settings(settings)
+    return changed
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in large chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,66 @@
+"""``python main.py models ...``: list, install-pack, verify-pack, pack, set, accept-licence, offline, download."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from megaportrait_desktop.cli import main
+from megaportrait_desktop.core.diffusion import models
+from megaportrait_desktop.core.paths import models_dir
+
+from .conftest import tree
+
+
+def _states(capsys) -> dict[str, dict]:
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    return {s["role"]: s for s in json.loads(capsys.readouterr().out)}
+
+
+def test_install_list_pack_and_licence_from_the_command_line(tiny_pack, tmp_path, capsys) -> None:
+    assert {s["state"] for s in _states(capsys).values()} == {"missing"}
+    assert main(["models", "verify-pack", str(tiny_pack)]) == 0
+    assert "pack OK" in capsys.readouterr().out
+    assert main(["models", "install-pack", str(tiny_pack)]) == 0
+    out = capsys.readouterr().out
+    assert "installed insightface" in out and "accept-licence insightface" in out
+    states = _states(capsys)
+    assert all(states[r]["state"] == "installed" for r in (*models.ROLES, "insightface"))
+    assert states["base"]["sha256"] and states["base"]["size"] > 0
+    assert not states["insightface"]["licence_accepted"]
+    assert main(["models", "accept-licence", "insightface"]) == 0
+    assert "non-commercial" in capsys.readouterr().out
+    assert _states(capsys)["insightface"]["licence_accepted"]
+    assert main(["models", "list"]) == 0
+    text = capsys.readouterr().out
+    assert "base" in text and "installed" in text and "sha256" in text
+    assert main(["models", "pack", str(tmp_path / "out.zip")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(["models", "verify-pack", str(tmp_path / "out.zip")]) == 0
+
+
+def test_refused_pack_is_one_error_line_and_exit_2(tiny_pack, tmp_path, capsys) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(tiny_pack, pack)
+    data = json.loads((pack / "manifest.json").read_text())
+    data["version"] = 99
+    (pack / "manifest.json").write_text(json.dumps(data))
+    before = tree(models_dir())
+    assert main(["models", "install-pack", str(pack)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[-1]] and err[-1].startswith("error: ") and "version 99 is unknown" in err[-1]
+    assert tree(models_dir()) == before
+
+
+def test_set_offline_and_download(raw_tiny_models, capsys, no_network) -> None:
+    assert main(["models", "set", "base", str(raw_tiny_models["single"]["base"])]) == 0
+    assert "base: installed" in capsys.readouterr().out
+    assert main(["models", "set", "light_controlnet", "/nowhere/cn"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["models", "offline", "on"]) == 0
+    assert models.load_settings().offline
+    assert main(["models", "download", "light_controlnet"]) == 2
+    assert "Offline mode is on" in capsys.readouterr().err
+    assert no_network == []
+    assert main(["models", "offline", "off"]) == 0 and not models.load_settings().offline
