@@ -27,6 +27,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="include PyTorch/diffusers (the diffusion engine)")
     parser.add_argument("--no-trim", action="store_true", help="keep unused Qt modules etc. (to measure trimming)")
+    parser.add_argument("--no-archive", action="store_true", help="stop after the bundle and its self-test")
     args = parser.parse_args()
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     env = {**os.environ, "MEGAPORTRAIT_LEAN": "0" if args.full else "1",
@@ -54,6 +55,8 @@ def main() -> int:
     subprocess.run([str(bundle / "megaportrait"), "--help"], env=clean, capture_output=True, check=True)
     print(f"cold start to --help: {time.perf_counter() - t0:.2f} s")
 
+    if args.no_archive:
+        return 0
     archive = DIST / f"MegaPortrait-{version}-linux-x86_64{'-full' if args.full else ''}.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         top = f"MegaPortrait-{version}"

@@ -114,7 +114,7 @@ def main() -> int:
     window.act_models.trigger()
     wait_for(app, lambda: window.model_dialog.table.rowCount() > 0, 20_000)
     settle(app, 500)
-    grab(app, "6_model_settings")
+    grab(app, "6_model_manager")
     window.model_dialog.close()
     window.worker.shutdown()
     return 0

@@ -51,4 +51,5 @@ def run_app(argv: list[str] | None = None, project: str | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     QTimer.singleShot(300, window.probe_device)
+    QTimer.singleShot(600, window.offer_models)
     return app.exec()

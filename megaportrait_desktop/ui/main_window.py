@@ -154,7 +154,7 @@ class MainWindow(QMainWindow):
         self.act_100 = self._action("&100 %", "mdi6.magnify", self.canvas.actual_size, QKeySequence("Ctrl+1"))
         self.act_run = self._action("Run &all", "mdi6.play", lambda: self.run_pipeline("all"), QKeySequence("Ctrl+R"))
         self.act_cancel = self._action("&Cancel", "mdi6.stop", self.cancel_job, QKeySequence("Esc"))
-        self.act_models = self._action("&Model Settings…", "mdi6.cube-outline", self.show_model_settings)
+        self.act_models = self._action("&Model Manager…", "mdi6.cube-outline", self.show_model_settings)
         self.act_about = self._action("&About MegaPortrait", "mdi6.information-outline", self.show_about)
 
         menu = self.menuBar()
@@ -501,7 +501,7 @@ class MainWindow(QMainWindow):
         self.job_label.setText("Idle")
         action = None
         if action_for(message) == "models":
-            action = ("Open model settings", self.show_model_settings)
+            action = ("Open the model manager", self.show_model_settings)
         self.last_error = show_error(self, "The run failed", message, details, action)
 
     @Slot(int)
@@ -614,10 +614,40 @@ class MainWindow(QMainWindow):
         self.training_jobs[job_id] = identity_id
         self.identities.refresh(self.training)
 
-    def show_model_settings(self) -> None:
-        from .model_settings import ModelSettingsDialog
+    def offer_models(self) -> None:
+        """On a start without diffusion models: offer a pack found beside the installer, else say
+        where models come from. The classic engine works either way, so nothing here blocks."""
+        import os
 
-        self.model_dialog = ModelSettingsDialog(self)
+        def check():
+            from ..core.modelstore.manager import role_state
+            from ..core.modelstore.packs import find_pack_beside
+
+            if role_state("base").state == "installed":
+                return None
+            return str(find_pack_beside(os.environ.get("MEGAPORTRAIT_PACK_DIR")) or "")
+
+        self._workers.append(run_in_background(check, on_done=self._on_models_checked, on_error=lambda exc: None))
+
+    def _on_models_checked(self, pack: str | None) -> None:
+        if pack is None:
+            return  # the base model is installed
+        if not pack:
+            self.statusBar().showMessage("No diffusion models installed yet: the classic engine works now; "
+                                         "Models → Model Manager installs them.", 15_000)
+            return
+        answer = QMessageBox.question(self, "Install models",
+                                      f"A model pack was found beside MegaPortrait:\n{pack}\n\nInstall it now? "
+                                      "Every file's hash is checked; nothing is changed if the pack is damaged.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.show_model_settings()
+            self.model_dialog.install_pack(pack)
+
+    def show_model_settings(self) -> None:
+        from .model_manager import ModelManagerDialog
+
+        self.model_dialog = ModelManagerDialog(self)
+        self.model_dialog.states_changed.connect(lambda _: self.probe_device())
         self.model_dialog.show()
 
     def show_about(self) -> None:

@@ -150,7 +150,7 @@ def test_a_missing_model_shows_its_dialog(window, qtbot) -> None:
     box = window.last_error
     assert isinstance(box, QMessageBox) and box.isVisible()
     labels = [b.text() for b in box.buttons()]
-    assert "Open model settings" in labels
+    assert "Open the model manager" in labels
     assert "Failed" in window.panel.status.text() and window.panel.run_all.isEnabled()
     box.close()
 
@@ -184,14 +184,13 @@ def test_recall_settings_restores_the_sliders(window, qtbot) -> None:
     assert window.panel.a_strength.value() == pytest.approx(0.3)
 
 
-def test_model_settings_lists_each_role_and_what_is_missing(window, qtbot) -> None:
+def test_model_manager_opens_from_the_menu_and_lists_each_role(window, qtbot) -> None:
     window.act_models.trigger()
     dialog = window.model_dialog
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 5, timeout=20_000)
-    states = [dialog.table.item(row, 1).text() for row in range(5)]
-    assert states == ["missing"] * 5  # nothing installed in the test's models folder
-    assert "base" in dialog.table.item(0, 2).text().lower()
-    assert "models.json" in dialog.path_label.text()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 7, timeout=20_000)
+    states = [dialog.table.item(row, 1).text() for row in range(7)]
+    assert states == ["missing"] * 7  # nothing installed in the test's models folder
+    qtbot.waitUntil(lambda: not dialog._workers, timeout=20_000)
     dialog.close()
 
 

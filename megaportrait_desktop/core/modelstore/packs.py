@@ -451,3 +451,24 @@ def sha256(path: Path) -> str:
         while chunk := f.read(1 << 24):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def find_pack_beside(folder: str | Path | None) -> Path | None:
+    """An offline model pack placed beside the installer (a folder or zip with a readable manifest).
+
+    The launcher passes the folder the archive was unpacked into; the app offers the first pack it
+    finds there on a start where the diffusion models are not installed yet.
+    """
+    if not folder:
+        return None
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    candidates = [folder] + sorted(p for p in folder.iterdir() if p.is_dir() or p.suffix.lower() == ".zip")
+    for candidate in candidates:
+        try:
+            read_manifest(candidate)
+        except (PackError, OSError):
+            continue
+        return candidate
+    return None
