@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_build_command_makes_a_bundle_whose_self_test_passes() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "packaging" / "build.py")], capture_output=True, text=True,
                           timeout=3600, cwd=ROOT)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import qtawesome as qta
-from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtCore import QSettings, Qt, QThreadPool, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -681,6 +681,8 @@ class MainWindow(QMainWindow):
             self.save_mask()  # nothing the user painted is lost
         self.save_layout()
         self.worker.shutdown()
+        # Imports, thumbnails and previews still running report to this window: let them finish first.
+        QThreadPool.globalInstance().waitForDone(10_000)
         if self.project is not None:
             self.project.close()
         event.accept()
