@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 
 from . import classic
-from .align import crop_face
+from .align import FaceCrop, crop_face
 from .errors import FaceError, ImageError, RequestError
 from .face import Face, choose_face, detect_faces
 from .identity import available_backend, identity_embedding, identity_score
@@ -177,17 +178,8 @@ def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None,
 
     report("paste", 0, 1, "Pasting the face back")
     seam_px = request.harmonize.seam_width / crop.scale
-    if request.mask:
-        full = load_user_mask(request.mask, picture.pixels.shape[:2])
-        roi = _roi_of(full > 0, seam_px, full.shape)
-        mask = full[roi[1]:roi[3], roi[0]:roi[2]]
-        mask_crop = cv2.warpAffine(full, crop.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
-    else:
-        mask_crop = classic.crop_mask(crop, face, pair.b_landmarks, request.mask_params)
-        roi = _expand(crop.full_roi(), seam_px, picture.pixels.shape[:2])
-        mask = classic.mask_to_full(mask_crop, crop, roi)
-    if not (mask > 0).any():
-        raise FaceError("The mask is empty: paint the face area or reset the mask to the automatic one.")
+    mask, mask_crop, roi = paste_mask(request, picture.pixels.shape[:2], crop, seam_px,
+                                      lambda: classic.crop_mask(crop, face, pair.b_landmarks, request.mask_params))
     x0, y0, x1, y1 = roi
     ref_roi = reference[y0:y1, x0:x1]
     pasted = classic.paste_back(ref_roi, shaded, crop, mask, roi)
@@ -243,6 +235,27 @@ def _score(final: Picture, face: Face, sources: list[classic.SourcePhoto],
     out_face = min(faces, key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
     ident = identity_embedding([backend.embed(to_uint8(s.rgb), s.face) for s in sources])
     return identity_score(backend.embed(rgb, out_face), ident), backend.name
+
+
+def paste_mask(request: RunRequest, shape: tuple[int, int], crop: FaceCrop, seam_px: float,
+               auto_mask: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The paste mask over its region of the full image, the same mask in crop space, and the region.
+
+    The user's mask (``request.mask``, full resolution) wins; else ``auto_mask()`` gives the engine's
+    automatic mask in crop space. The region is padded by the seam band so harmonisation fits in it.
+    """
+    if request.mask:
+        full = load_user_mask(request.mask, shape)
+        roi = _roi_of(full > 0, seam_px, full.shape)
+        mask = full[roi[1]:roi[3], roi[0]:roi[2]]
+        mask_crop = cv2.warpAffine(full, crop.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
+    else:
+        mask_crop = auto_mask()
+        roi = _expand(crop.full_roi(), seam_px, shape)
+        mask = classic.mask_to_full(mask_crop, crop, roi)
+    if not (mask > 0).any():
+        raise FaceError("The mask is empty: paint the face area or reset the mask to the automatic one.")
+    return mask, mask_crop, roi
 
 
 def _expand(roi: tuple[int, int, int, int], pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -102,16 +102,7 @@ class DiffusionEngine:
             until: str | None = None):
         """Run the diffusion pipeline for ``request`` (to the end, or ``until`` a stage);
         see :func:`megaportrait_desktop.core.pipeline.run`."""
-        from ..pipeline import (
-            RunResult,
-            _expand,
-            _partial,
-            _roi_of,
-            _score,
-            load_reference,
-            load_sources,
-            load_user_mask,
-        )
+        from ..pipeline import RunResult, _partial, _score, load_reference, load_sources, paste_mask
 
         d = request.diffusion
         timings: dict[str, float] = {}
@@ -152,17 +143,8 @@ class DiffusionEngine:
 
         reporter("paste", 0, 1, "Pasting the face back")
         seam_px = request.harmonize.seam_width / crop.scale
-        if request.mask:
-            full = load_user_mask(request.mask, picture.pixels.shape[:2])
-            roi = _roi_of(full > 0, seam_px, full.shape)
-            mask = full[roi[1]:roi[3], roi[0]:roi[2]]
-            mask_crop = cv2.warpAffine(full, crop.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
-        else:
-            mask_crop = _auto_mask(crop, face, request)
-            roi = _expand(crop.full_roi(), seam_px, picture.pixels.shape[:2])
-            mask = classic.mask_to_full(mask_crop, crop, roi)
-        if not (mask > 0).any():
-            raise FaceError("The mask is empty: paint the face area or reset the mask to the automatic one.")
+        mask, mask_crop, roi = paste_mask(request, picture.pixels.shape[:2], crop, seam_px,
+                                          lambda: _auto_mask(crop, face, request))
         x0, y0, x1, y1 = roi
         pasted_roi = classic.paste_back(reference[y0:y1, x0:x1], shaded, crop, mask, roi)
         inside = mask > 0
