@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from ..project import OutputQuery, Project, list_outputs
 from .thumbnails import load_thumbnails
+from .widgets import current_item_id
 from .workers import run_in_background
 
 
@@ -94,8 +95,7 @@ class HistoryDock(QDockWidget):
         self.refresh()
 
     def current_id(self) -> int:
-        item = self.list.currentItem()
-        return int(item.data(Qt.ItemDataRole.UserRole)) if item else 0
+        return current_item_id(self.list)
 
     def refresh(self) -> None:
         self.list.blockSignals(True)

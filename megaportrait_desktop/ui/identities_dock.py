@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from ..project import Project
 from .thumbnails import load_thumbnails
+from .widgets import current_item_id, select_item_id
 from .workers import run_in_background
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp)"
@@ -64,14 +65,10 @@ class IdentitiesDock(QDockWidget):
         self.refresh()
 
     def current_id(self) -> int:
-        item = self.list.currentItem()
-        return int(item.data(Qt.ItemDataRole.UserRole)) if item else 0
+        return current_item_id(self.list)
 
     def select(self, identity_id: int) -> None:
-        for row in range(self.list.count()):
-            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == identity_id:
-                self.list.setCurrentRow(row)
-                return
+        select_item_id(self.list, identity_id)
 
     def refresh(self, training: dict[int, float] | None = None) -> None:
         keep = self.current_id()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from ..project import Project
 from .identities_dock import IMAGE_FILTER
 from .thumbnails import load_thumbnails, with_badge
+from .widgets import current_item_id, select_item_id
 from .workers import run_in_background
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
@@ -98,14 +99,10 @@ class ReferencesDock(QDockWidget):
         self.refresh()
 
     def current_id(self) -> int:
-        item = self.gallery.currentItem()
-        return int(item.data(Qt.ItemDataRole.UserRole)) if item else 0
+        return current_item_id(self.gallery)
 
     def select(self, reference_id: int) -> None:
-        for row in range(self.gallery.count()):
-            if self.gallery.item(row).data(Qt.ItemDataRole.UserRole) == reference_id:
-                self.gallery.setCurrentRow(row)
-                return
+        select_item_id(self.gallery, reference_id)
 
     def refresh(self) -> None:
         keep = self.current_id()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QListWidget
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 
@@ -21,3 +22,17 @@ def int_slider(minimum: int, maximum: int, value: int, tooltip: str = "") -> QLa
     slider.setValue(value)
     slider.setToolTip(tooltip)
     return slider
+
+
+def current_item_id(view: QListWidget) -> int:
+    """The id stored (as UserRole data) on a list's current item; 0 when nothing is selected."""
+    item = view.currentItem()
+    return int(item.data(Qt.ItemDataRole.UserRole)) if item else 0
+
+
+def select_item_id(view: QListWidget, item_id: int) -> None:
+    """Make the item carrying ``item_id`` current (no change when it is not listed)."""
+    for row in range(view.count()):
+        if view.item(row).data(Qt.ItemDataRole.UserRole) == item_id:
+            view.setCurrentRow(row)
+            return
