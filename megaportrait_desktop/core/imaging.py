@@ -10,7 +10,6 @@ import errno
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, replace
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
 
+from .atomic_write import write_bytes_atomically
 from .errors import ImageError
 
 #: Default pixel limit (width × height) above which a file is refused as a decompression bomb.
@@ -344,16 +344,9 @@ def encode_image(
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_bytes_atomically(path, data)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise ImageError(f"{path.name}: the disk is full; free some space and save again.") from None
         raise ImageError(f"{path.name}: could not be written ({exc.strerror}).") from None

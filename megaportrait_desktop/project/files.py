@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.atomic_write import write_bytes_atomically
 from .errors import ProjectError
 
 OBJECTS = "objects"
@@ -50,17 +49,9 @@ class FileStore:
         return StoredFile(sha, rel, len(data), kind)
 
     def _write(self, target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=target.parent)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if self.durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            write_bytes_atomically(target, data, durable=self.durable)
         except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
                 raise ProjectError("The disk holding the project is full; free some space and try again. "
                                    "Nothing was changed.") from None
