@@ -7,7 +7,6 @@ and the partial result is discarded (``Cancelled`` is raised, nothing is returne
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from .errors import FaceError, ImageError, RequestError
 from .face import Face, choose_face, detect_faces
 from .identity import available_backend, identity_embedding, identity_score
 from .imaging import Picture, from_float, load_image, save_image, to_float, to_uint8
-from .progress import CancelToken, ProgressCallback, Reporter
+from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
 
 if TYPE_CHECKING:
@@ -148,14 +147,8 @@ def load_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 
 def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None,
                  until: str | None = None) -> RunResult:
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
+    clock = StageClock()
+    timings, lap = clock.timings, clock.lap
 
     total = len(request.identity) + 1
     report("load", 0, total, "Reading the reference")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,3 +57,16 @@ class Reporter:
         self.cancel.check()
         if self._on_progress is not None:
             self._on_progress(Progress(stage, step, total, message, preview))
+
+
+class StageClock:
+    """Wall time per stage: :meth:`lap` closes the stage that just ran (for ``RunResult.timings``)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = now - self._last
+        self._last = now

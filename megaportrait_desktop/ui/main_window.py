@@ -32,7 +32,7 @@ from superqt.utils import qthrottled
 from .. import __version__
 from ..core import frequency
 from ..core.errors import MegaPortraitError
-from ..core.imaging import load_image, to_float
+from ..core.imaging import load_image, to_float, to_uint8
 from ..core.paths import config_dir
 from ..core.request import DiffusionParams, RunRequest
 from ..project import Project, ProjectError
@@ -350,9 +350,8 @@ class MainWindow(QMainWindow):
             return
         from ..core.pipeline import run
 
-        worker = run_in_background(run, request.replace(engine="classic"), until="identity",
-                                   on_done=self._on_pair_ready, on_error=lambda exc: None)
-        self._workers = [worker]
+        self._track(run_in_background(run, request.replace(engine="classic"), until="identity",
+                                      on_done=self._on_pair_ready, on_error=lambda exc: None))
 
     def _on_pair_ready(self, result) -> None:
         for key in ("A", "B"):
@@ -368,9 +367,9 @@ class MainWindow(QMainWindow):
             return
         params = self.panel.request_params()["shading"]
         light, hf, shaded = self.live.update(params.light_cutoff, params.hf_cutoff, params.detail_weight)
-        self.stage_images["light_map"] = (light * 255).clip(0, 255).astype(np.uint8)
-        self.stage_images["hf_map"] = ((hf + 0.5) * 255).clip(0, 255).astype(np.uint8)
-        self.stage_images["shaded"] = (shaded * 255).clip(0, 255).astype(np.uint8)
+        self.stage_images["light_map"] = to_uint8(light)
+        self.stage_images["hf_map"] = to_uint8(frequency.hf_display(hf))
+        self.stage_images["shaded"] = to_uint8(shaded)
         if STAGE_TABS[self.stage_bar.currentIndex()][1] in {"light_map", "hf_map", "shaded"}:
             self._show_stage()
 
@@ -432,11 +431,16 @@ class MainWindow(QMainWindow):
         self.panel.set_running(True, f"{label} queued")
         return self.current_job
 
+    def _track(self, worker) -> None:
+        """Hold every background worker for the window's life: a queued or running one must not be
+        garbage-collected (the list stays small: one entry per import, preview or probe)."""
+        self._workers.append(worker)
+
     def probe_device(self) -> None:
         """Fill the status bar's device and GPU memory, off the GUI thread (torch loads there)."""
         worker = run_in_background(probe_device, on_done=self.device_label.setText,
                                    on_error=lambda exc: self.device_label.setText("Device: unknown"))
-        self._workers.append(worker)
+        self._track(worker)
 
     def cancel_job(self) -> None:
         self.worker.cancel()
@@ -521,7 +525,7 @@ class MainWindow(QMainWindow):
         self.job_label.setText(f"Importing {len(files)} photo(s)…")
         worker = run_in_background(import_identity_photos, project, identity_id, files,
                                    on_done=self._on_import_done, on_error=self._on_background_error)
-        self._workers.append(worker)
+        self._track(worker)
 
     def import_references(self, files: list[str]) -> None:
         from ..project import import_references
@@ -529,7 +533,7 @@ class MainWindow(QMainWindow):
         self.job_label.setText(f"Importing {len(files)} reference(s)…")
         worker = run_in_background(import_references, self.project, files, on_done=self._on_import_done,
                                    on_error=self._on_background_error)
-        self._workers.append(worker)
+        self._track(worker)
 
     def _on_import_done(self, results) -> None:
         imported = sum(r.status == "imported" for r in results)
@@ -627,7 +631,7 @@ class MainWindow(QMainWindow):
                 return None
             return str(find_pack_beside(os.environ.get("MEGAPORTRAIT_PACK_DIR")) or "")
 
-        self._workers.append(run_in_background(check, on_done=self._on_models_checked, on_error=lambda exc: None))
+        self._track(run_in_background(check, on_done=self._on_models_checked, on_error=lambda exc: None))
 
     def _on_models_checked(self, pack: str | None) -> None:
         if pack is None:

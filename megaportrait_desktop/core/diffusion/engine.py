@@ -7,7 +7,6 @@ classic engine and returns the same :class:`RunResult` with every stage's image.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,7 @@ from ..errors import FaceError
 from ..face import Face, detect_faces
 from ..imaging import from_float, load_image, to_float, to_uint8
 from ..masks import face_mask
-from ..progress import Reporter
+from ..progress import Reporter, StageClock
 from ..request import RunRequest
 from .control import face_geometry
 from .devices import DeviceChoice, choose_device
@@ -105,14 +104,8 @@ class DiffusionEngine:
         from ..pipeline import RunResult, _partial, _score, load_reference, load_sources, paste_mask
 
         d = request.diffusion
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(stage: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[stage] = now - clock
-            clock = now
+        clock = StageClock()
+        timings, lap = clock.timings, clock.lap
 
         reporter("load", 0, len(request.identity) + 2, "Reading the reference")
         picture, _, face = load_reference(request.reference, request.face_index)
