@@ -125,6 +125,11 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     ImageError
         For a missing, empty, damaged, truncated, unsupported or oversized file.
     """
+    return read_image_file(path, max_pixels)[1]
+
+
+def read_image_file(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, Picture]:
+    """The file's bytes (to store them as they are) and the decoded picture; see :func:`load_image`."""
     path = Path(path)
     name = path.name
     try:
@@ -141,7 +146,7 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{name}: cannot be read ({exc.strerror}).") from None
-    return decode_image(data, name=name, max_pixels=max_pixels)
+    return data, decode_image(data, name=name, max_pixels=max_pixels)
 
 
 def decode_image(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:

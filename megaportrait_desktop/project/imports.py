@@ -17,7 +17,7 @@ import numpy as np
 from ..core.errors import ImageError, ModelMissingError
 from ..core.face import Face, detect_faces
 from ..core.identity import available_backend
-from ..core.imaging import DEFAULT_MAX_PIXELS, decode_image
+from ..core.imaging import DEFAULT_MAX_PIXELS, Picture, read_image_file
 from ..core.masks import face_mask
 from ..core.quality import check_identity_photo
 from .errors import ProjectError
@@ -67,23 +67,18 @@ def import_references(project: Project, paths: Iterable[str | Path], on_progress
     return results
 
 
-def _read(path: Path, max_pixels: int):
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{path.name}: cannot be read ({exc.strerror or exc}).") from None
-    if not data:
-        raise ImageError(f"{path.name}: the file is empty (0 bytes); copy it again from the original.")
-    return data, decode_image(data, name=path.name, max_pixels=max_pixels)
+def _read_faces(path: Path, max_pixels: int) -> tuple[bytes, Picture, np.ndarray, list[Face]]:
+    """The file's bytes, its picture, 8-bit RGB and faces (largest first); ImageError if unreadable."""
+    data, picture = read_image_file(path, max_pixels)
+    rgb = picture.rgb8()
+    return data, picture, rgb, detect_faces(rgb)
 
 
 def _import_identity_photo(project: Project, identity_id: int, path: Path, backend, max_pixels: int) -> ImportResult:
     try:
-        data, picture = _read(path, max_pixels)
+        data, picture, rgb, faces = _read_faces(path, max_pixels)
     except ImageError as exc:
         return ImportResult(str(path), REJECTED, str(exc))
-    rgb = picture.rgb8()
-    faces = detect_faces(rgb)
     report = check_identity_photo(rgb, faces)
     if not faces:
         return ImportResult(str(path), REJECTED, f"{path.name}: no face found; use a photo where the face is visible.")
@@ -107,11 +102,9 @@ def _import_identity_photo(project: Project, identity_id: int, path: Path, backe
 
 def _import_reference(project: Project, path: Path, max_pixels: int) -> ImportResult:
     try:
-        data, picture = _read(path, max_pixels)
+        data, picture, rgb, faces = _read_faces(path, max_pixels)
     except ImageError as exc:
         return ImportResult(str(path), REJECTED, str(exc))
-    rgb = picture.rgb8()
-    faces = detect_faces(rgb)
     if not faces:
         return ImportResult(str(path), REJECTED, f"{path.name}: no face found; a reference needs a visible face.")
     stored = project.store(data, _suffix(path, picture.source_format), "reference")
