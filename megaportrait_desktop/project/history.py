@@ -76,10 +76,6 @@ def output_by_id(project: Project, output_id: int) -> Output:
     return _with_details(project, rows)[0]
 
 
-def all_tags(project: Project) -> list[str]:
-    return [r[0] for r in project.db.query("SELECT DISTINCT tag FROM output_tags ORDER BY tag")]
-
-
 def _where(q: OutputQuery) -> tuple[str, tuple]:
     clauses, params = [], []
     for sql, value in (("o.identity_id = ?", q.identity_id), ("o.reference_id = ?", q.reference_id),

@@ -20,7 +20,6 @@ from ..core.identity import available_backend
 from ..core.imaging import DEFAULT_MAX_PIXELS, Picture, read_image_file
 from ..core.masks import face_mask
 from ..core.quality import check_identity_photo
-from .errors import ProjectError
 from .project import Project
 
 IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
@@ -127,12 +126,6 @@ def auto_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     return face_mask(face.landmarks, shape, grow_px=0, feather_px=max(1.0, 0.02 * face.size))
 
 
-def faces_from_json(faces: list) -> list[Face]:
-    """Faces stored by an import, back as :class:`Face` objects."""
-    return [Face(box=tuple(f["box"]), score=f["score"], landmarks=np.asarray(f["landmarks"], np.float32))
-            for f in faces]
-
-
 def _faces_json(faces: list[Face]) -> str:
     return json.dumps([face.to_json() for face in faces])
 
@@ -151,10 +144,3 @@ def _suffix(path: Path, source_format: str) -> str:
     if suffix in {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}:
         return suffix
     return {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp"}.get(source_format, ".img")
-
-
-def require_imported(results: list[ImportResult]) -> None:
-    """Raise when nothing at all could be imported (for callers that need at least one photo)."""
-    if not any(r.status == IMPORTED for r in results):
-        reasons = "; ".join(r.reason for r in results if r.reason) or "no files given"
-        raise ProjectError(f"Nothing was imported: {reasons}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QImage
 
 from ..core.imaging import to_uint8
 
@@ -17,19 +17,6 @@ def to_qimage(array: np.ndarray) -> QImage:
     if data.shape[2] == 4:
         return QImage(data.data, w, h, data.strides[0], QImage.Format.Format_RGBA8888).copy()
     return QImage(data.data, w, h, data.strides[0], QImage.Format.Format_RGB888).copy()
-
-
-def to_pixmap(array: np.ndarray) -> QPixmap:
-    return QPixmap.fromImage(to_qimage(array))
-
-
-def mask_overlay(mask: np.ndarray, colour: tuple[int, int, int] = (255, 60, 90)) -> QImage:
-    """A mask as a coloured ARGB overlay: alpha = mask."""
-    h, w = mask.shape
-    rgba = np.empty((h, w, 4), np.uint8)
-    rgba[..., 0], rgba[..., 1], rgba[..., 2] = colour
-    rgba[..., 3] = mask
-    return to_qimage(rgba)
 
 
 def from_qimage(image: QImage) -> np.ndarray:

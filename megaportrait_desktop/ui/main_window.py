@@ -71,7 +71,6 @@ class MainWindow(QMainWindow):
         self.reference_picture = None
         self.live: frequency.FrequencySeparation | None = None
         self.current_job = 0
-        self.job_stage = ""
         self.last_output_id = 0
         self._workers: list = []
         self.training: dict[int, float] = {}       # identity id → progress of its running training
@@ -457,7 +456,6 @@ class MainWindow(QMainWindow):
             self.job_label.setText(f"Training: {message or f'step {step}/{total}'}")
             self.identities.refresh(self.training)
             return
-        self.job_stage = stage
         self.panel.show_progress(stage, step, total, message)
 
     @Slot(int, object)

@@ -111,12 +111,11 @@ class PipelinePanel(QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-        for slider in (self.a_strength, self.b_strength, self.light_weight, self.harmonize_strength, self.seam_width):
+        shading = (self.light_cutoff, self.hf_cutoff, self.light_weight, self.detail_weight)
+        for slider in (self.a_strength, self.b_strength, self.harmonize_strength, self.seam_width, *shading):
             slider.valueChanged.connect(self.params_changed)
-        for slider in (self.light_cutoff, self.hf_cutoff, self.detail_weight):
-            slider.valueChanged.connect(self.params_changed)
+        for slider in shading:
             slider.valueChanged.connect(self.shading_changed)
-        self.light_weight.valueChanged.connect(self.shading_changed)
         self.engine.currentIndexChanged.connect(self.params_changed)
         self.seed.valueChanged.connect(self.params_changed)
         self.steps.valueChanged.connect(self.params_changed)
