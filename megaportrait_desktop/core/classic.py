@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from . import frequency
-from .align import FaceCrop, fit_similarity, warp_between, warp_to_full
+from .align import FaceCrop, fit_similarity, transform_points, warp_between, warp_to_full
 from .face import Face
 from .landmarks import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, STABLE_POINTS
 from .masks import face_mask, grow, polygon_mask
@@ -66,7 +66,7 @@ def identity_pair(crop: FaceCrop, reference_crop_rgb: np.ndarray, sources: list[
     ref_points = crop.to_crop(reference.landmarks)
     to_crop = fit_similarity(source.face.landmarks[list(STABLE_POINTS), :2], ref_points[list(STABLE_POINTS), :2])
     aligned = warp_between(source.rgb, to_crop, crop.size)
-    b_landmarks = _affine(source.face.landmarks, to_crop)
+    b_landmarks = transform_points(source.face.landmarks, to_crop)
     a = _mix(reference_crop_rgb, aligned, params.a_strength)
     b = _mix(reference_crop_rgb, aligned, params.b_strength)
     return Pair(a=a, b=b, b_landmarks=b_landmarks, source_index=index)
@@ -194,12 +194,6 @@ def _mix(base: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
     if weight >= 1:
         return other.copy()
     return cv2.addWeighted(base, 1.0 - weight, other, weight, 0.0)
-
-
-def _affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    from .align import transform_points
-
-    return transform_points(points, matrix)
 
 
 def _to8(image: np.ndarray) -> np.ndarray:
