@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic_write import write_bytes_atomically
 from ..errors import MegaPortraitError, ModelMissingError, RequestError
 from ..paths import config_dir
 
@@ -165,10 +166,7 @@ def load_settings(path: str | Path | None = None) -> ModelSettings:
 def save_settings(settings: ModelSettings, path: str | Path | None = None) -> Path:
     """Write the model settings (atomically: a crash never leaves half a file)."""
     path = Path(path) if path else settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(settings.to_json(), encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomically(path, settings.to_json().encode("utf-8"))
     return path
 
 

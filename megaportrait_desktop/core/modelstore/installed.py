@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic_write import write_bytes_atomically
 from ..paths import models_dir as default_models_dir
 
 REGISTRY_FILE = "installed.json"
@@ -68,11 +69,8 @@ def load_registry(models_dir: Path | None = None) -> dict[str, InstalledModel]:
 def save_registry(models: dict[str, InstalledModel], models_dir: Path | None = None) -> Path:
     """Write the record atomically (a temporary file renamed over the old one)."""
     path = registry_path(models_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     data = {"version": 1, "models": [m.to_json() for _, m in sorted(models.items())]}
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomically(path, json.dumps(data, indent=1).encode("utf-8"))
     return path
 
 
