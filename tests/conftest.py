@@ -25,6 +25,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     root = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("MEGAPORTRAIT_CONFIG", str(root / "config"))
     monkeypatch.setenv("MEGAPORTRAIT_MODELS", str(root / "models"))
+    monkeypatch.setenv("MEGAPORTRAIT_CACHE", str(root / "cache"))
 
 
 @pytest.fixture(scope="session")

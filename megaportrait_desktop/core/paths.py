@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from platformdirs import user_config_path, user_data_path
+from platformdirs import user_cache_path, user_config_path, user_data_path
 
 APP_NAME = "MegaPortrait"
 
@@ -32,3 +32,8 @@ def config_dir() -> Path:
 def models_dir() -> Path:
     """Where models live, outside any bundle (``MEGAPORTRAIT_MODELS`` overrides it)."""
     return Path(os.environ.get("MEGAPORTRAIT_MODELS") or user_data_path(APP_NAME, appauthor=False) / "models")
+
+
+def cache_dir() -> Path:
+    """Rebuildable files, such as compiled GPU kernels (``MEGAPORTRAIT_CACHE`` overrides it)."""
+    return Path(os.environ.get("MEGAPORTRAIT_CACHE") or user_cache_path(APP_NAME, appauthor=False))

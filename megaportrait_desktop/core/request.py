@@ -99,10 +99,12 @@ class DiffusionParams:
     detail_control_weight: float = 0.8
     shading_denoise: float = 0.5
     shading_lora_scale: float = 0.5
-    #: Harmonization Net: denoise of the inpaint pass, inpaint ControlNet weight, and how much of
-    #: the inpainted result is kept on the face (the seam band keeps all of it).
+    #: Harmonization Net: denoise of the inpaint pass, inpaint ControlNet weight, the tile (light)
+    #: ControlNet's weight that keeps the content (0 = inpaint alone), and how much of the inpainted
+    #: result is kept on the face (the seam band keeps all of it).
     harmonize_denoise: float = 0.5
     inpaint_control_weight: float = 1.0
+    harmonize_tile_weight: float = 0.5
     face_harmonize: float = 0.2
     #: A latent preview every this many denoising steps (0 = none).
     preview_every: int = 5

@@ -1,4 +1,4 @@
-"""Device and precision: CUDA, Apple MPS or CPU; fp16/bf16 on GPUs; offload on small GPUs.
+"""Device and precision: CUDA, Apple MPS or CPU; fp16/bf16 on GPUs; offload on small GPUs; the fast path.
 
 Out-of-memory errors are turned into :class:`OutOfMemory` with a message naming the setting to
 change, after freeing the cache, so the app keeps running.
@@ -13,11 +13,18 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import MegaPortraitError, RequestError
+from .fast import FastOptions
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+#: Values of the fast-path settings (``ModelSettings.fast_path``, ``low_memory``, ``compile``).
+SWITCHES = ("auto", "on", "off")
 #: GPUs with this much memory or less get model CPU offload under ``offload="auto"``.
 OFFLOAD_AT_OR_BELOW_GB = 8.0
+#: GPUs with this much memory or less run the fast path in low-memory mode under ``low_memory="auto"``.
+LOW_MEMORY_AT_OR_BELOW_GB = 12.0
+#: Whether ``compile="auto"`` compiles the UNet and ControlNets (see the README's speed table).
+COMPILE_BY_DEFAULT = False
 
 
 class OutOfMemory(MegaPortraitError):
@@ -31,6 +38,8 @@ class DeviceChoice:
     device: torch.device
     dtype: torch.dtype
     offload: bool
+    #: The fast path's options (CUDA without offload); ``None``: stock diffusers calls.
+    fast: FastOptions | None = None
 
     @property
     def is_gpu(self) -> bool:
@@ -38,19 +47,29 @@ class DeviceChoice:
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type
-        return f"{name}, {str(self.dtype).removeprefix('torch.')}{', CPU offload' if self.offload else ''}"
+        text = f"{name}, {str(self.dtype).removeprefix('torch.')}{', CPU offload' if self.offload else ''}"
+        if self.fast is not None:
+            extras = [x for x, on in (("compiled", self.fast.compile), ("low memory", self.fast.low_memory)) if on]
+            text += f", fast path{' (' + ', '.join(extras) + ')' if extras else ''}"
+        return text
 
 
-def choose_device(device: str = "auto", precision: str = "auto", offload: str = "auto") -> DeviceChoice:
-    """Pick the device (``auto``: CUDA, then MPS, then CPU), the dtype and whether to offload.
+def choose_device(device: str = "auto", precision: str = "auto", offload: str = "auto", fast_path: str = "auto",
+                  low_memory: str = "auto", compile: str = "auto") -> DeviceChoice:
+    """Pick the device (``auto``: CUDA, then MPS, then CPU), the dtype, whether to offload, and the fast path.
 
     ``precision="auto"`` is fp16 on GPUs (bf16 where CUDA supports it is an explicit choice: it is safer
     against overflow but slower on older cards) and fp32 on the CPU, where half precision is slow.
+    The fast path (:mod:`.fast`) runs on CUDA unless ``fast_path="off"`` or the models are offloaded;
+    ``low_memory="auto"`` turns its low-memory mode on for GPUs of 12 GB or less.
     """
     if device not in DEVICES:
         raise RequestError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
     if precision not in PRECISIONS:
         raise RequestError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    for name, value in (("fast path", fast_path), ("low-memory", low_memory), ("compile", compile)):
+        if value not in SWITCHES:
+            raise RequestError(f"Unknown {name} setting {value!r}; choose one of {', '.join(SWITCHES)}.")
     mps = getattr(torch.backends, "mps", None)
     has_mps = bool(mps and mps.is_available())
     if device == "auto":
@@ -68,7 +87,12 @@ def choose_device(device: str = "auto", precision: str = "auto", offload: str = 
         use_offload = dev.type == "cuda" and gpu_memory_gb(dev) <= OFFLOAD_AT_OR_BELOW_GB
     else:
         use_offload = offload == "on" and dev.type == "cuda"
-    return DeviceChoice(dev, dtype, use_offload)
+    fast = None
+    if dev.type == "cuda" and not use_offload and fast_path != "off":
+        small = gpu_memory_gb(dev) <= LOW_MEMORY_AT_OR_BELOW_GB
+        fast = FastOptions(compile=compile == "on" or (compile == "auto" and COMPILE_BY_DEFAULT),
+                           low_memory=low_memory == "on" or (low_memory == "auto" and small))
+    return DeviceChoice(dev, dtype, use_offload, fast)
 
 
 def gpu_memory_gb(device: torch.device) -> float:
@@ -111,19 +135,25 @@ def empty_cache(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def autocast(choice: DeviceChoice):
-    """Mixed precision for training in the run's half precision; a no-op context in fp32."""
+def autocast(choice: DeviceChoice, cache_enabled: bool = True):
+    """Mixed precision for training in the run's half precision; a no-op context in fp32.
+
+    ``cache_enabled=False`` inside a CUDA graph capture: cached casts would be freed when the
+    context exits, under the graph's feet.
+    """
     if choice.dtype == torch.float32:
         return contextlib.nullcontext()
-    return torch.autocast(choice.device.type, dtype=choice.dtype)
+    return torch.autocast(choice.device.type, dtype=choice.dtype, cache_enabled=cache_enabled)
 
 
 @contextlib.contextmanager
-def deterministic(choice: DeviceChoice) -> Iterator[None]:
+def deterministic(choice: DeviceChoice, autotune: bool = False) -> Iterator[None]:
     """Deterministic kernels inside the block (same seed, same device → same weights), then as before.
 
     On CUDA, cuDNN's autotuned and atomics-based kernels make backward passes differ run to run;
     this asks PyTorch for deterministic ones (warning, not failing, where an op has none).
+    ``autotune`` lets cuDNN time its deterministic algorithms and keep the fastest (the fast path:
+    same seed, same machine, same LoRA; another GPU may pick other algorithms).
     """
     if choice.device.type != "cuda":
         yield
@@ -133,7 +163,7 @@ def deterministic(choice: DeviceChoice) -> Iterator[None]:
     saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
              torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, autotune
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield

@@ -54,7 +54,7 @@ class DiffusionEngine:
 
     def device(self, override: str | None = None) -> DeviceChoice:
         s = self.settings
-        return choose_device(override or s.device, s.precision, s.offload)
+        return choose_device(override or s.device, s.precision, s.offload, s.fast_path, s.low_memory, s.compile)
 
     def models(self, overrides: dict[str, str | None] | None = None, device: str | None = None,
                roles: tuple[str, ...] = ROLES) -> LoadedModels:
@@ -93,7 +93,8 @@ class DiffusionEngine:
             raise FaceError("None of the identity photos has a usable face; add clear photos of the client.")
         models = self.models(overrides, device, roles=("base",))
         models.set_lora(None)  # train on the bare base, never on top of a loaded identity
-        return train_identity(crops, models.components, out_dir, params, models.choice, reporter)
+        return train_identity(crops, models.components, out_dir, params, models.choice, reporter,
+                              fast=models.fast is not None)
 
     # ------------------------------------------------------------------------------------------- run
 

@@ -1,7 +1,9 @@
 """Harmonization Net: an inpaint-ControlNet pass over the seam band and, at low strength, the face.
 
 Works in crop space on the pasted image: the inpaint ControlNet repaints the band around the mask
-edge and the face (control image: the pasted crop with that region blanked); the result is kept in
+edge and the face (control image: the pasted crop with that region blanked), and the tile ControlNet
+(the light role's model), fed the pasted crop itself, keeps the content while the seam is repainted
+(``harmonize_tile_weight``; 0 leaves it out). The result is kept in
 full on the seam band and at ``face_harmonize`` on the face. :func:`composite` writes it into the
 full-resolution image only inside the region, so every pixel outside stays bit-identical.
 """
@@ -37,20 +39,23 @@ def harmonize(models: LoadedModels, pasted: np.ndarray, weight: np.ndarray, para
     region = (weight > 0).astype(np.float32)
     if not region.any():
         return pasted.copy()
-    pipe = models.prepare("inpaint", "inpaint_controlnet")
     models.set_lora_scale(0.0)  # harmonising is about the reference's look, not the identity
     size = pasted.shape[0]
     cond = torch.from_numpy(inpaint_condition(pasted * 2.0 - 1.0, region).transpose(2, 0, 1)[None].copy())
     cond = cond.to(models.choice.device, models.choice.dtype)
+    roles, control, scale = ("inpaint_controlnet",), cond, params.inpaint_control_weight
+    if params.harmonize_tile_weight > 0:
+        roles, control = (*roles, "light_controlnet"), [cond, to_pil(pasted)]
+        scale = [params.inpaint_control_weight, params.harmonize_tile_weight]
     callback = step_callback(reporter, "harmonize", "Harmonising the seam", params.preview_every,
                              lambda p: p.num_timesteps)
     with out_of_memory_as_message(models.choice, "harmonising the seam"), torch.inference_mode():
-        out = pipe(prompt=params.prompt, negative_prompt=params.negative_prompt, image=to_pil(pasted),
-                   mask_image=to_pil(np.repeat(region[:, :, None], 3, axis=2)), control_image=cond,
-                   strength=params.harmonize_denoise, num_inference_steps=steps_for(steps, params.harmonize_denoise),
-                   guidance_scale=params.guidance_scale, controlnet_conditioning_scale=params.inpaint_control_weight,
-                   height=size, width=size, generator=generator(models.choice.device, seed + 3), output_type="np",
-                   callback_on_step_end=callback).images
+        out = models.generate(
+            "inpaint", roles, prompt=params.prompt, negative_prompt=params.negative_prompt, image=to_pil(pasted),
+            mask_image=to_pil(np.repeat(region[:, :, None], 3, axis=2)), control_image=control,
+            strength=params.harmonize_denoise, num_inference_steps=steps_for(steps, params.harmonize_denoise),
+            guidance_scale=params.guidance_scale, controlnet_conditioning_scale=scale, height=size, width=size,
+            generator=generator(models.choice.device, seed + 3), output_type="np", callback_on_step_end=callback)
     generated = output_to_float(out)[0]
     return pasted + weight[:, :, None] * (generated - pasted)
 

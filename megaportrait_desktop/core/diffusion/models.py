@@ -98,6 +98,8 @@ class ModelSettings:
     ``"bf16"`` or ``"fp32"``; ``offload``: ``"auto"`` (on for GPUs of 8 GB or less), ``"on"``, ``"off"``.
     ``offline``: when true, nothing in the app opens a network connection (downloads are refused).
     ``accepted_licences``: the model roles or licence ids whose restrictive licence the user accepted.
+    ``fast_path`` (``"auto"``/``"on"``: on CUDA; ``"off"``: stock diffusers calls), ``low_memory``
+    and ``compile`` (``"auto"``, ``"on"``, ``"off"``): the GPU fast path, see :mod:`.fast`.
     """
 
     models: dict[str, ModelSpec] = field(default_factory=dict)
@@ -106,6 +108,9 @@ class ModelSettings:
     offload: str = "auto"
     offline: bool = False
     accepted_licences: tuple[str, ...] = ()
+    fast_path: str = "auto"
+    low_memory: str = "auto"
+    compile: str = "auto"
 
     def with_model(self, role: str, spec: ModelSpec | str | None) -> ModelSettings:
         """A copy with ``role`` set to ``spec`` (``None`` removes it)."""
@@ -120,7 +125,8 @@ class ModelSettings:
     def to_json(self) -> str:
         data = {"models": {role: asdict(spec) for role, spec in self.models.items()}, "device": self.device,
                 "precision": self.precision, "offload": self.offload, "offline": self.offline,
-                "accepted_licences": list(self.accepted_licences)}
+                "accepted_licences": list(self.accepted_licences), "fast_path": self.fast_path,
+                "low_memory": self.low_memory, "compile": self.compile}
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -135,7 +141,9 @@ class ModelSettings:
             _check_role(role)
         return cls(models=models, device=data.get("device", "auto"), precision=data.get("precision", "auto"),
                    offload=data.get("offload", "auto"), offline=bool(data.get("offline", False)),
-                   accepted_licences=tuple(str(x) for x in data.get("accepted_licences", ())))
+                   accepted_licences=tuple(str(x) for x in data.get("accepted_licences", ())),
+                   fast_path=str(data.get("fast_path", "auto")), low_memory=str(data.get("low_memory", "auto")),
+                   compile=str(data.get("compile", "auto")))
 
 
 def shipped_config(role: str) -> Path:

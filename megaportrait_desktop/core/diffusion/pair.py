@@ -49,7 +49,6 @@ def generate_pair(models: LoadedModels, crop: np.ndarray, control: np.ndarray, a
 
     A uses ``seed``, B ``seed + 1``, batched or not, so the batching does not change which noise each gets.
     """
-    pipe = models.prepare("img2img", "face_controlnet")
     size = crop.shape[0]
     image, control_image = to_pil(crop), to_pil(control)
     device = models.choice.device
@@ -61,12 +60,13 @@ def generate_pair(models: LoadedModels, crop: np.ndarray, control: np.ndarray, a
         callback = step_callback(reporter, "identity", f"Generating {label}", params.preview_every,
                                  lambda p: p.num_timesteps)
         with out_of_memory_as_message(models.choice, f"generating {label}"), torch.inference_mode():
-            out = pipe(prompt=[params.prompt] * len(seeds), negative_prompt=[params.negative_prompt] * len(seeds),
-                       image=[image] * len(seeds), control_image=[control_image] * len(seeds),
-                       strength=s.denoise, num_inference_steps=n_steps, guidance_scale=params.guidance_scale,
-                       controlnet_conditioning_scale=s.control, height=size, width=size,
-                       generator=[generator(device, sd) for sd in seeds], output_type="np",
-                       callback_on_step_end=callback).images
+            out = models.generate(
+                "img2img", ("face_controlnet",), prompt=[params.prompt] * len(seeds),
+                negative_prompt=[params.negative_prompt] * len(seeds), image=[image] * len(seeds),
+                control_image=[control_image] * len(seeds), strength=s.denoise, num_inference_steps=n_steps,
+                guidance_scale=params.guidance_scale, controlnet_conditioning_scale=s.control, height=size,
+                width=size, generator=[generator(device, sd) for sd in seeds], output_type="np",
+                callback_on_step_end=callback)
         return output_to_float(out)
 
     if a == b:

@@ -18,6 +18,7 @@ import torch
 from ..errors import ModelMissingError
 from ..progress import Reporter
 from .devices import DeviceChoice
+from .fast import FastRuntime
 from .models import ResolvedModel, UnsafeModelError, load_base, load_controlnet
 
 LORA_ADAPTER = "identity"
@@ -37,7 +38,12 @@ class LoadedModels:
     choice: DeviceChoice
     resolved: dict[str, ResolvedModel]
     lora: str | None = None
+    #: The LoRA scale the next stage call runs at (applied by the path that runs it).
+    lora_scale: float = 1.0
+    #: The fast path over these models (CUDA graphs, folded LoRA); ``None``: stock diffusers calls.
+    fast: FastRuntime | None = None
     _pipes: dict[str, Any] = field(default_factory=dict)
+    _adapter_scale: float | None = None
 
     def controlnet(self, role: str) -> Any:
         if role not in self.controlnets:
@@ -48,7 +54,10 @@ class LoadedModels:
         """Load the identity LoRA (or unload it with ``None``); a no-op when it is already loaded."""
         if path == self.lora:
             return
+        if self.fast is not None:
+            self.fast.lora_changed()
         pipe = self._lora_pipe()
+        self._adapter_scale = None
         if self.lora is not None:
             pipe.delete_adapters(LORA_ADAPTER)
             self.lora = None
@@ -64,8 +73,23 @@ class LoadedModels:
         self.lora = str(path)
 
     def set_lora_scale(self, scale: float) -> None:
-        if self.lora is not None:
-            self._lora_pipe().set_adapters([LORA_ADAPTER], adapter_weights=[float(scale)])
+        """The identity LoRA's scale for the next :meth:`generate` calls."""
+        self.lora_scale = float(scale)
+
+    def generate(self, kind: str, roles: tuple[str, ...], **call: Any) -> np.ndarray:
+        """One stage call (``kind``: ``"img2img"`` or ``"inpaint"`` over the ControlNets ``roles``):
+        the images of ``pipe(**call)``, from the fast path where it handles the call, else the stock pipeline."""
+        pipe = self.prepare(kind, *roles)
+        if self.fast is not None and self.fast.handles(pipe, kind):
+            self.fast.fold_lora(LORA_ADAPTER if self.lora is not None else None, self.lora_scale)
+            self._adapter_scale = self.lora_scale if self.lora is not None else None  # folding set the adapters' scale
+            return self.fast.generate(pipe, kind, roles, **call)
+        if self.fast is not None:
+            self.fast.release_lora()
+        if self.lora is not None and self._adapter_scale != self.lora_scale:
+            self._lora_pipe().set_adapters([LORA_ADAPTER], adapter_weights=[self.lora_scale])
+            self._adapter_scale = self.lora_scale
+        return pipe(**call).images
 
     def _lora_pipe(self) -> Any:
         """A plain pipeline over the shared UNet and text encoder: LoRA loading needs one, no ControlNet."""
@@ -120,14 +144,19 @@ def load_models(resolved: dict[str, ResolvedModel], choice: DeviceChoice) -> Loa
 
 def place(components: dict[str, Any], controlnets: dict[str, Any], choice: DeviceChoice,
           resolved: dict[str, ResolvedModel] | None = None) -> LoadedModels:
-    """Models already in memory, cast to the run's dtype and moved to its device (unless offloading)."""
-    modules = [components[n] for n in ("unet", "vae", "text_encoder")] + list(controlnets.values())
-    for module in modules:
+    """Models already in memory, cast to the run's dtype and moved to its device (unless offloading),
+    with the fast path over them when ``choice`` asks for it (in low-memory mode the ControlNets stay
+    in CPU memory)."""
+    low_memory = choice.fast is not None and choice.fast.low_memory
+    base = [components[n] for n in ("unet", "vae", "text_encoder")]
+    for module in base + list(controlnets.values()):
         if module.dtype != choice.dtype:
             module.to(dtype=choice.dtype)
-        if not choice.offload:
+        if not choice.offload and not (low_memory and module not in base):
             module.to(choice.device)
-    return LoadedModels(components=components, controlnets=controlnets, choice=choice, resolved=resolved or {})
+    fast = FastRuntime(components, controlnets, choice.device, choice.fast) if choice.fast is not None else None
+    return LoadedModels(components=components, controlnets=controlnets, choice=choice, resolved=resolved or {},
+                        fast=fast)
 
 
 def step_callback(reporter: Reporter, stage: str, message: str, preview_every: int,

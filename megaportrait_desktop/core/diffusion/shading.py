@@ -23,17 +23,17 @@ def shade(models: LoadedModels, a: np.ndarray, b: np.ndarray, shading: ShadingPa
     """``(light_map, hf_map, shaded)``: float32 crops; ``hf_map`` is signed (centred on 0)."""
     light, hf, recombined = classic.shade(a, b, shading)
     hf_control = np.clip(hf * shading.detail_weight + 0.5, 0.0, 1.0)
-    pipe = models.prepare("img2img", "light_controlnet", "detail_controlnet")
     models.set_lora_scale(params.shading_lora_scale)
     size = a.shape[0]
     callback = step_callback(reporter, "shading", "Re-rendering the face with the reference's light",
                              params.preview_every, lambda p: p.num_timesteps)
     with out_of_memory_as_message(models.choice, "re-rendering the face"), torch.inference_mode():
-        out = pipe(prompt=params.prompt, negative_prompt=params.negative_prompt, image=to_pil(recombined),
-                   control_image=[to_pil(light), to_pil(hf_control)], strength=params.shading_denoise,
-                   num_inference_steps=steps_for(steps, params.shading_denoise),
-                   guidance_scale=params.guidance_scale,
-                   controlnet_conditioning_scale=[params.light_control_weight, params.detail_control_weight],
-                   height=size, width=size, generator=generator(models.choice.device, seed + 2), output_type="np",
-                   callback_on_step_end=callback).images
+        out = models.generate(
+            "img2img", ("light_controlnet", "detail_controlnet"), prompt=params.prompt,
+            negative_prompt=params.negative_prompt, image=to_pil(recombined),
+            control_image=[to_pil(light), to_pil(hf_control)], strength=params.shading_denoise,
+            num_inference_steps=steps_for(steps, params.shading_denoise), guidance_scale=params.guidance_scale,
+            controlnet_conditioning_scale=[params.light_control_weight, params.detail_control_weight],
+            height=size, width=size, generator=generator(models.choice.device, seed + 2), output_type="np",
+            callback_on_step_end=callback)
     return light, hf, output_to_float(out)[0]

@@ -24,8 +24,9 @@ import torch
 
 from ..errors import Cancelled, RequestError
 from ..progress import Reporter
-from .devices import DeviceChoice, autocast, deterministic, out_of_memory_as_message
+from .devices import DeviceChoice, deterministic, out_of_memory_as_message
 from .lora_export import KOHYA_FILE, LORA_FILE, export_kohya
+from .training_step import GraphedTrainingStep, TrainingStep
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -98,7 +99,8 @@ class TrainingResult:
 
 
 def train_identity(crops: list[np.ndarray], components: dict[str, Any], out_dir: str | Path,
-                   params: TrainingParams, choice: DeviceChoice, reporter: Reporter | None = None) -> TrainingResult:
+                   params: TrainingParams, choice: DeviceChoice, reporter: Reporter | None = None,
+                   fast: bool = False) -> TrainingResult:
     """Train an identity LoRA on aligned face crops and save it in ``out_dir``.
 
     Parameters
@@ -111,6 +113,9 @@ def train_identity(crops: list[np.ndarray], components: dict[str, Any], out_dir:
     out_dir:
         Gets ``identity_lora.safetensors`` (diffusers), ``identity_lora_kohya.safetensors`` and, while
         training, ``checkpoint.safetensors``; a checkpoint there from the same settings is resumed.
+    fast:
+        On CUDA (without offload), replay each step's forward and backward from a CUDA graph and let
+        cuDNN pick its fastest deterministic kernels (:mod:`.training_step`); same batches, same loss.
 
     Raises
     ------
@@ -130,7 +135,8 @@ def train_identity(crops: list[np.ndarray], components: dict[str, Any], out_dir:
     unet, vae, text_encoder, tokenizer = (components[k] for k in ("unet", "vae", "text_encoder", "tokenizer"))
     noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
     device = choice.device
-    with out_of_memory_as_message(choice, "training the identity"), deterministic(choice):
+    fast = fast and device.type == "cuda" and not choice.offload
+    with out_of_memory_as_message(choice, "training the identity"), deterministic(choice, autotune=fast):
         for model in (unet, vae, text_encoder):
             model.to(device)
             model.requires_grad_(False)
@@ -138,13 +144,13 @@ def train_identity(crops: list[np.ndarray], components: dict[str, Any], out_dir:
         latents_mean, latents_std = _encode(crops, vae, params, device)
         try:
             return _train(unet, text_encoder, tokenizer, noise_scheduler, latents_mean, latents_std,
-                          out_dir, params, choice, reporter)
+                          out_dir, params, choice, reporter, fast)
         finally:
             _remove_adapters(unet, text_encoder)
 
 
 def _train(unet, text_encoder, tokenizer, noise_scheduler, latents_mean, latents_std, out_dir: Path,
-           params: TrainingParams, choice: DeviceChoice, reporter: Reporter) -> TrainingResult:
+           params: TrainingParams, choice: DeviceChoice, reporter: Reporter, fast: bool) -> TrainingResult:
     from peft import LoraConfig
 
     device = choice.device
@@ -179,32 +185,21 @@ def _train(unet, text_encoder, tokenizer, noise_scheduler, latents_mean, latents
         # Small GPUs (the ones that offload at inference): recompute activations instead of keeping them.
         unet.enable_gradient_checkpointing()
     started = time.perf_counter()
-    prediction_type = noise_scheduler.config.prediction_type
     n = latents_mean.shape[0]
+    step_kind = GraphedTrainingStep if fast else TrainingStep
+    train_step = step_kind(unet, text_encoder, ids, cached_text, noise_scheduler, trainable, optimizer, scaler,
+                           params.batch_size, choice)
     step = start
     try:
         for step in range(start, params.steps):
+            # Every draw from one CPU generator, in a fixed order: the same seed gives the same batches.
             index = torch.randint(0, n, (params.batch_size,), generator=rng)
             sample_noise = torch.randn(latents_mean[index].shape, generator=rng)
-            latents = (latents_mean[index] + latents_std[index] * sample_noise).to(device)
-            noise = torch.randn(latents.shape, generator=rng).to(device)
+            latents = latents_mean[index] + latents_std[index] * sample_noise
+            noise = torch.randn(latents.shape, generator=rng)
             timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (params.batch_size,),
-                                      generator=rng).to(device)
-            noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-            target = noise_scheduler.get_velocity(latents, noise, timesteps) if prediction_type == "v_prediction" \
-                else noise
-            with autocast(choice):
-                text = cached_text if cached_text is not None else text_encoder(ids)[0]
-                text = text.expand(params.batch_size, -1, -1)
-                pred = unet(noisy.to(unet.dtype), timesteps, text.to(unet.dtype)).sample
-            loss = torch.nn.functional.mse_loss(pred.float(), target.float())
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(list(trainable.values()), 1.0)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+                                      generator=rng)
+            losses.append(train_step(latents, noise, timesteps))
             done = step + 1
             elapsed = time.perf_counter() - started
             eta = elapsed / (done - start) * (params.steps - done)

@@ -1,0 +1,493 @@
+"""Benchmark: stock diffusers calls against the fast path, in one process, on the same SD 1.5-shaped models.
+
+Builds random-weight models of Stable Diffusion 1.5's sizes (speed does not depend on weight values),
+then measures, for the stock path (the stages' diffusers pipeline calls) and the fast path (captured
+steps, folded LoRA; see ``core/diffusion/fast.py``):
+
+1. identity training on a 10-photo identity (the same steps, batch and samples for both);
+2. the four MegaPortrait stages chained (pair A and B, Shading, Harmonization; 30 scheduled steps
+   each, UniPC, guidance 7, 512 crop): seconds, it/s, stock/fast ratio, peak GPU memory, and the
+   largest pixel difference between the two paths' images, chained and per stage on equal inputs;
+3. a whole ``run()`` (face detection, control image, paste-back and scoring included);
+4. the fast path in low-memory mode;
+5. with ``--compile``: the compiled fast path, its first-start compile time, and a second process
+   that starts from the compiled artefacts on disk.
+
+Prints figures and a table; asserts nothing. ``--json FILE`` keeps every figure.
+
+    python benchmarks/bench_speed.py                        # CUDA
+    python benchmarks/bench_speed.py --compile              # and the compiled fast path
+    python benchmarks/bench_speed.py --tiny --device cpu    # smoke test of the script (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from megaportrait_desktop.core.diffusion import synthetic  # noqa: E402
+from megaportrait_desktop.core.diffusion.devices import choose_device  # noqa: E402
+from megaportrait_desktop.core.diffusion.fast import FastOptions, FastRuntime  # noqa: E402
+from megaportrait_desktop.core.diffusion.runtime import LoadedModels, place  # noqa: E402
+
+STEPS = 30
+GUIDANCE = 7.0
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+class Clock:
+    """Seconds and peak GPU memory of a block (the GPU's work included)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __enter__(self) -> Clock:
+        self._sync()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._sync()
+        self.seconds = time.perf_counter() - self.start
+        self.peak_gib = torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else 0.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def levels(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Largest and mean difference of two float [0, 1] images, in 8-bit levels."""
+    d = np.abs(np.rint(np.clip(a, 0, 1) * 255) - np.rint(np.clip(b, 0, 1) * 255))
+    return float(d.max()), float(d.mean())
+
+
+def release(models: LoadedModels) -> None:
+    """Drop the fast path over ``models`` (its graphs and their memory), leaving the stock path."""
+    if models.fast is not None:
+        models.fast.release_lora()
+    models.fast = None
+    gc.collect()
+    if models.choice.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def identity_photos(folder: Path, count: int = 10) -> list[Path]:
+    """``count`` photos of one face from the demo identity: crops, scales, small rotations, exposure."""
+    import cv2
+
+    from megaportrait_desktop.core.paths import demo_dir
+
+    source = cv2.imread(str(demo_dir() / "identity" / "grace_hopper.jpg"))
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = source.shape[:2]
+    paths = []
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        angle, scale = rng.uniform(-6, 6), rng.uniform(0.9, 1.15)
+        m = cv2.getRotationMatrix2D((w / 2 + rng.uniform(-20, 20), h / 2 + rng.uniform(-20, 20)), angle, scale)
+        image = cv2.warpAffine(source, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        image = np.clip(image.astype(np.float32) * rng.uniform(0.85, 1.15) + rng.uniform(-12, 12), 0, 255)
+        if i % 2:
+            image = image[:, ::-1]
+        paths.append(folder / f"photo_{i:02d}.jpg")
+        cv2.imwrite(str(paths[-1]), image.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return paths
+
+
+def build(shape: str, device: torch.device, choice, work: Path) -> LoadedModels:
+    components = synthetic.build(shape, seed=0, tokenizer_dir=work / "tokenizer", device=device)
+    base = {"unet": components.unet, "vae": components.vae, "text_encoder": components.text_encoder,
+            "tokenizer": components.tokenizer, "scheduler": components.scheduler}
+    return place(base, components.controlnets, choice)
+
+
+def fast_runtime(models: LoadedModels, options: FastOptions, cache: Path | None = None) -> FastRuntime:
+    return FastRuntime(models.components, models.controlnets, models.choice.device, options, cache)
+
+
+# ------------------------------------------------------------------------------------------- stages
+
+
+class Stages:
+    """The MegaPortrait stages on the demo reference crop, with the issue's settings."""
+
+    def __init__(self, crop_size: int, steps: int) -> None:
+        from megaportrait_desktop.core.align import crop_face
+        from megaportrait_desktop.core.diffusion.control import face_geometry
+        from megaportrait_desktop.core.diffusion.harmonize import blend_weight
+        from megaportrait_desktop.core.diffusion.pair import ImageSettings
+        from megaportrait_desktop.core.face import detect_faces
+        from megaportrait_desktop.core.imaging import load_image, to_float, to_uint8
+        from megaportrait_desktop.core.masks import face_mask
+        from megaportrait_desktop.core.paths import demo_dir
+        from megaportrait_desktop.core.request import DiffusionParams, HarmonizeParams, ShadingParams
+
+        reference = next((demo_dir() / "reference").iterdir())
+        picture = load_image(reference)
+        face = detect_faces(picture.rgb8())[0]
+        crop = crop_face(to_float(picture.pixels), face.landmarks, crop_size)
+        self.crop = np.clip(crop.image, 0, 1).astype(np.float32)
+        self.control = face_geometry("mediapipe_face", to_uint8(self.crop))
+        self.mask = face_mask(crop.to_crop(face.landmarks), (crop_size, crop_size), grow_px=-4, feather_px=6)
+        self.steps = steps
+        self.params = DiffusionParams(guidance_scale=GUIDANCE, preview_every=0, shading_denoise=0.6,
+                                      harmonize_denoise=0.5, harmonize_tile_weight=0.5)
+        self.a = ImageSettings(lora_scale=0.3, denoise=0.35, control=1.0)
+        self.b = ImageSettings(lora_scale=1.0, denoise=0.70, control=1.0)
+        self.shading = ShadingParams()
+        self.weight = blend_weight(self.mask, HarmonizeParams(), self.params)
+        # Denoising steps each stage runs (diffusers runs int(steps · strength)).
+        self.stage_steps = {"pair": int(steps * 0.35) + int(steps * 0.70), "shading": int(steps * 0.6),
+                            "harmonize": int(steps * 0.5)}
+
+    def pair(self, models):
+        from megaportrait_desktop.core.diffusion.pair import generate_pair
+        from megaportrait_desktop.core.progress import Reporter
+
+        return generate_pair(models, self.crop, self.control, self.a, self.b, self.params, self.steps, 0, Reporter())
+
+    def shade(self, models, a, b):
+        from megaportrait_desktop.core.diffusion.shading import shade
+        from megaportrait_desktop.core.progress import Reporter
+
+        return shade(models, a, b, self.shading, self.params, self.steps, 0, Reporter())[2]
+
+    def pasted(self, shaded):
+        return self.crop + np.clip(self.mask, 0, 1)[:, :, None] * (shaded - self.crop)
+
+    def harmonize(self, models, pasted):
+        from megaportrait_desktop.core.diffusion.harmonize import harmonize
+        from megaportrait_desktop.core.progress import Reporter
+
+        return harmonize(models, pasted, self.weight, self.params, self.steps, 0, Reporter())
+
+    def chain(self, models, device) -> tuple[dict, dict]:
+        """Images and (seconds, peak GiB) of each stage, chained as the pipeline chains them."""
+        clocks, images = {}, {}
+        with Clock(device) as c:
+            images["A"], images["B"] = self.pair(models)
+        clocks["pair"] = c
+        with Clock(device) as c:
+            images["shaded"] = self.shade(models, images["A"], images["B"])
+        clocks["shading"] = c
+        images["pasted"] = self.pasted(images["shaded"])
+        with Clock(device) as c:
+            images["harmonized"] = self.harmonize(models, images["pasted"])
+        clocks["harmonize"] = c
+        return images, {k: (v.seconds, v.peak_gib) for k, v in clocks.items()}
+
+
+def time_chains(stages: Stages, models, device, runs: int) -> dict:
+    """A first chain (captures, compiles), then ``runs`` timed chains: medians per stage and in all."""
+    with Clock(device) as first:
+        images, _ = stages.chain(models, device)
+    per_run = []
+    with Clock(device) as whole:
+        for _ in range(runs):
+            _, timings = stages.chain(models, device)
+            per_run.append(timings)
+    stage_seconds = {k: statistics.median(t[k][0] for t in per_run) for k in per_run[0]}
+    stage_peaks = {k: max(t[k][1] for t in per_run) for k in per_run[0]}
+    totals = [sum(v[0] for v in t.values()) for t in per_run]
+    return {"images": images, "first_seconds": first.seconds, "stage_seconds": stage_seconds,
+            "stage_peak_gib": stage_peaks, "total_seconds": statistics.median(totals),
+            "peak_gib": max(max(stage_peaks.values()), whole.peak_gib)}
+
+
+def isolated(stages: Stages, models, stock_images: dict) -> dict:
+    """Each stage of this path on the stock path's inputs (so no earlier difference is carried in)."""
+    return {"shaded": stages.shade(models, stock_images["A"], stock_images["B"]),
+            "harmonized": stages.harmonize(models, stock_images["pasted"])}
+
+
+# ----------------------------------------------------------------------------------------- sections
+
+
+def bench_training(models, photos, steps, rank, resolution, work, device) -> dict:
+    from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
+    from megaportrait_desktop.core.diffusion.training import TrainingParams
+    from megaportrait_desktop.core.progress import Reporter
+
+    params = TrainingParams(steps=steps, rank=rank, resolution=resolution, checkpoint_every=10**9)
+    out = {}
+    for name, runtime in (("stock", None), ("fast", fast_runtime(models, FastOptions()))):
+        models.fast = runtime
+        marks = []
+
+        def meter(p, marks=marks):
+            if p.stage == "train" and p.step >= 1:
+                marks.append(time.perf_counter())
+
+        with Clock(device) as c:
+            result = DiffusionEngine(loaded=models).train_identity(photos, work / f"lora-{name}", params,
+                                                                   Reporter(meter))
+        loop_rate = (len(marks) - 1) / (marks[-1] - marks[0]) if len(marks) > 1 else float("nan")
+        out[name] = {"seconds": c.seconds, "it_s": loop_rate, "peak_gib": c.peak_gib,
+                     "first_loss": result.losses[0], "last_loss": result.losses[-1],
+                     "mean_last_50": float(np.mean(result.losses[-50:])), "lora": str(result.lora_path)}
+        print(f"training {name}: {c.seconds:.1f} s for {steps} steps × batch 1 ({len(photos)} photos, alignment and "
+              f"latent caching included); {loop_rate:.2f} it/s in the loop; loss {result.losses[0]:.3f} → "
+              f"{result.losses[-1]:.3f} (mean of the last 50: {out[name]['mean_last_50']:.4f}); "
+              f"peak {c.peak_gib:.2f} GiB", flush=True)
+        release(models)
+    from safetensors.torch import load_file
+
+    a, b = load_file(out["stock"]["lora"]), load_file(out["fast"]["lora"])
+    out["lora_relative_difference"] = sum(float((a[k] - b[k]).float().norm()) for k in a) / sum(
+        float(a[k].float().norm()) for k in a)
+    print(f"training: LoRA weights fast vs stock, relative difference {out['lora_relative_difference']:.4f}")
+    return out
+
+
+def report_path(name: str, result: dict, stages: Stages, stock: dict | None = None) -> None:
+    print(f"{name}: first chain {result['first_seconds']:.2f} s; warm chain {result['total_seconds']:.3f} s; "
+          f"peak {result['peak_gib']:.2f} GiB", flush=True)
+    for stage, seconds in result["stage_seconds"].items():
+        steps = stages.stage_steps[stage]
+        ratio = f", {stock['stage_seconds'][stage] / seconds:.2f}× stock" if stock else ""
+        print(f"  {stage:<10} {seconds:7.3f} s  {steps} steps  {steps / seconds:6.1f} it/s"
+              f"  peak {result['stage_peak_gib'][stage]:.2f} GiB{ratio}")
+
+
+def compare(name: str, stock: dict, other: dict, isolated_images: dict | None) -> dict:
+    out = {}
+    for key in ("A", "B", "shaded", "harmonized"):
+        out[key] = levels(stock["images"][key], other["images"][key])
+    if isolated_images:
+        for key, image in isolated_images.items():
+            out[f"{key} (same inputs)"] = levels(stock["images"][key], image)
+    print(f"{name} vs stock, 8-bit levels (max / mean): "
+          + "; ".join(f"{k} {v[0]:.0f} / {v[1]:.2f}" for k, v in out.items()), flush=True)
+    return out
+
+
+def warm_start(args, cache: Path) -> dict:
+    """A second process: the same models, the compiled fast path from the artefacts on disk."""
+    cmd = [sys.executable, __file__, "--warm-start", str(cache), "--device", args.device, "--steps", str(args.steps)]
+    if args.tiny:
+        cmd.append("--tiny")
+    t = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.warm_timeout)
+    wall = time.perf_counter() - t
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WARM ")), None)
+    if line is None:
+        print(f"second start failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        return {"failed": True}
+    result = json.loads(line[5:])
+    result["process_seconds"] = wall
+    return result
+
+
+def run_warm_start(args) -> int:
+    device = torch.device(args.device)
+    choice = choose_device(args.device, "auto", "off", fast_path="off")
+    work = Path(tempfile.mkdtemp(prefix="mp-warm-"))
+    t = time.perf_counter()
+    models = build("tiny" if args.tiny else "sd15", device, choice, work)
+    built = time.perf_counter() - t
+    stages = Stages(64 if args.tiny else 512, args.steps)
+    t = time.perf_counter()
+    models.fast = fast_runtime(models, FastOptions(compile=True), Path(args.warm_start))
+    with Clock(device) as first:
+        stages.chain(models, device)
+    with Clock(device) as warm:
+        stages.chain(models, device)
+    print("WARM " + json.dumps({"build_seconds": built, "prepare_seconds": first.start - t,
+                                "first_chain_seconds": first.seconds, "warm_chain_seconds": warm.seconds,
+                                "artefact_files_loaded": models.fast.compile_report.get("artefact_files_loaded"),
+                                "captures": models.fast.captures}))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny models and a 64 px crop (smoke test)")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--steps", type=int, default=STEPS, help="scheduled steps per stage (before strength)")
+    parser.add_argument("--runs", type=int, default=3, help="timed chains per path (after a first one)")
+    parser.add_argument("--train-steps", type=int, default=400, help="identity training steps (0: skip)")
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--compile", action="store_true", help="also the compiled fast path and a second start")
+    parser.add_argument("--no-low-memory", action="store_true", help="skip the low-memory mode")
+    parser.add_argument("--no-run", action="store_true", help="skip the whole run() comparison")
+    parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--warm-start", metavar="CACHE", help=argparse.SUPPRESS)
+    parser.add_argument("--warm-timeout", type=int, default=600, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.warm_start:
+        return run_warm_start(args)
+
+    device = torch.device(args.device)
+    crop = 64 if args.tiny else 512
+    choice = choose_device(args.device, "auto", "off", fast_path="off")
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    print(f"device: {gpu}; {str(choice.dtype).removeprefix('torch.')}; torch {torch.__version__}; "
+          f"python {platform.python_version()}; models: {'tiny' if args.tiny else 'sd15'} (random weights); "
+          f"crop {crop}px; {args.steps} steps, UniPC, guidance {GUIDANCE}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="mp-speed-"))
+    results: dict = {"device": gpu, "torch": torch.__version__, "crop": crop, "steps": args.steps}
+
+    with Clock(device) as c:
+        models = build("tiny" if args.tiny else "sd15", device, choice, work)
+    print(f"build: {c.seconds:.1f} s", flush=True)
+    stages = Stages(crop, args.steps)
+
+    # 1. Identity training (its stock LoRA then serves both paths' runs).
+    lora = None
+    if args.train_steps:
+        photos = identity_photos(work / "identity")
+        results["training"] = bench_training(models, photos, args.train_steps, args.rank, crop, work, device)
+        lora = results["training"]["stock"]["lora"]
+        models.set_lora(lora)
+
+    # 2. The stages chained: stock, then fast on the same models.
+    stock = time_chains(stages, models, device, args.runs)
+    report_path("stock", stock, stages)
+    models.fast = fast_runtime(models, FastOptions())
+    fast = time_chains(stages, models, device, args.runs)
+    report_path("fast", fast, stages, stock)
+    results["stock"], results["fast"] = stock, fast
+    results["fast"]["captures"] = models.fast.captures
+    results["fast_vs_stock"] = compare("fast", stock, fast, isolated(stages, models, stock["images"]))
+
+    # 3. A whole run through the engine (CPU work around the stages included).
+    if not args.no_run:
+        results["run"] = bench_run(models, lora, crop, args, device, work)
+
+    # 4. Low-memory mode.
+    if not args.no_low_memory:
+        release(models)
+        nets = dict(models.controlnets)
+        models.fast = fast_runtime(models, FastOptions(low_memory=True))
+        low = time_chains(stages, models, device, args.runs)
+        report_path("fast, low memory", low, stages, stock)
+        results["low_memory"] = low
+        results["low_memory_vs_stock"] = compare("fast, low memory", stock, low, None)
+        release(models)
+        for net in nets.values():
+            net.to(device)
+
+    # 5. Compiled fast path: first start in this process, second start in another.
+    if args.compile:
+        release(models)
+        cache = work / "compiled"
+        t = time.perf_counter()
+        models.fast = fast_runtime(models, FastOptions(compile=True), cache)
+        prepare = time.perf_counter() - t
+        compiled = time_chains(stages, models, device, args.runs)
+        compiled["prepare_seconds"] = prepare
+        compiled["captures"] = models.fast.captures
+        report_path("fast, compiled", compiled, stages, stock)
+        per_step = ", ".join(f"{c['seconds']:.1f}" for c in models.fast.captures)
+        print(f"fast, compiled: first start compiled and captured in {compiled['first_seconds']:.1f} s "
+              f"({per_step} s per step signature)")
+        results["compiled"] = compiled
+        results["compiled_vs_stock"] = compare("fast, compiled", stock, compiled, None)
+        release(models)
+        results["second_start"] = warm_start(args, cache)
+        print(f"second start (new process, artefacts from disk): {json.dumps(results['second_start'])}")
+
+    summary(results, stages)
+    if args.json:
+        for key in ("stock", "fast", "low_memory", "compiled"):
+            if key in results:
+                results[key] = {k: v for k, v in results[key].items() if k != "images"}
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def bench_run(models, lora, crop, args, device, work) -> dict:
+    """``run()`` end to end with each path (medians of ``args.runs`` after a first run)."""
+    from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
+    from megaportrait_desktop.core.paths import demo_dir
+    from megaportrait_desktop.core.pipeline import run
+    from megaportrait_desktop.core.request import DiffusionParams, IdentityParams, RunRequest
+
+    demo = demo_dir()
+    request = RunRequest(
+        identity=tuple(sorted(str(p) for p in (demo / "identity").iterdir())),
+        reference=str(next((demo / "reference").iterdir())), engine="diffusion", crop_size=crop,
+        steps=args.steps, seed=0, identity_params=IdentityParams(a_strength=0.0, b_strength=1.0),
+        diffusion=DiffusionParams(lora=lora, guidance_scale=GUIDANCE, preview_every=5, a_denoise=0.35,
+                                  b_denoise=0.70, a_lora_scale=0.3, b_lora_scale=1.0, shading_denoise=0.6,
+                                  harmonize_denoise=0.5, harmonize_tile_weight=0.5))
+    runtime = models.fast
+    out = {}
+    for name, fast in (("stock", None), ("fast", runtime)):
+        models.fast = fast
+        engine = DiffusionEngine(loaded=models)
+        run(request, diffusion=engine)
+        totals, finals = [], None
+        for _ in range(args.runs):
+            with Clock(device) as c:
+                result = run(request, diffusion=engine)
+            totals.append(c.seconds)
+            finals = result
+        out[name] = {"seconds": statistics.median(totals), "timings": finals.timings, "final": finals.final.pixels}
+        print(f"run() {name}: {out[name]['seconds']:.2f} s end to end; "
+              + ", ".join(f"{k} {v:.3f}" for k, v in finals.timings.items()), flush=True)
+    d = np.abs(out["stock"]["final"].astype(np.int32) - out["fast"]["final"].astype(np.int32))
+    out["final_levels"] = (int(d.max()), float(d.mean()))
+    print(f"run(): final image fast vs stock, max {d.max()} levels, mean {d.mean():.3f}; "
+          f"{out['stock']['seconds'] / out['fast']['seconds']:.2f}× end to end", flush=True)
+    for name in ("stock", "fast"):
+        out[name].pop("final")
+    return out
+
+
+def summary(results: dict, stages: Stages) -> None:
+    stock, fast = results["stock"], results["fast"]
+    diffs = results["fast_vs_stock"]
+    print("\n| stage | steps | stock s | stock it/s | fast s | fast it/s | stock/fast | peak GiB stock / fast "
+          "| max diff (levels) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    image_of = {"pair": ("A", "B"), "shading": ("shaded",), "harmonize": ("harmonized",)}
+    for stage, steps in stages.stage_steps.items():
+        s, f = stock["stage_seconds"][stage], fast["stage_seconds"][stage]
+        diff = " / ".join(f"{diffs[k][0]:.0f}" for k in image_of[stage])
+        print(f"| {stage} | {steps} | {s:.3f} | {steps / s:.1f} | {f:.3f} | {steps / f:.1f} | {s / f:.2f}× "
+              f"| {stock['stage_peak_gib'][stage]:.2f} / {fast['stage_peak_gib'][stage]:.2f} | {diff} |")
+    total_steps = sum(stages.stage_steps.values())
+    s, f = stock["total_seconds"], fast["total_seconds"]
+    print(f"| whole pipeline | {total_steps} | {s:.3f} | {total_steps / s:.1f} | {f:.3f} | {total_steps / f:.1f} "
+          f"| {s / f:.2f}× | {stock['peak_gib']:.2f} / {fast['peak_gib']:.2f} | "
+          f"{max(v[0] for v in diffs.values()):.0f} |")
+    for key, label in (("low_memory", "fast, low memory"), ("compiled", "fast, compiled")):
+        if key in results:
+            r = results[key]
+            print(f"| {label} (whole) | {total_steps} | | | {r['total_seconds']:.3f} | "
+                  f"{total_steps / r['total_seconds']:.1f} | {s / r['total_seconds']:.2f}× | {r['peak_gib']:.2f} "
+                  f"| {max(v[0] for v in results[key + '_vs_stock'].values()):.0f} |")
+    if "training" in results:
+        t = results["training"]
+        print(f"| identity training | {t['stock']['it_s']:.2f} it/s / {t['fast']['it_s']:.2f} it/s | "
+              f"{t['stock']['seconds']:.1f} | | {t['fast']['seconds']:.1f} | | "
+              f"{t['stock']['seconds'] / t['fast']['seconds']:.2f}× | {t['stock']['peak_gib']:.2f} / "
+              f"{t['fast']['peak_gib']:.2f} | LoRA rel. diff {t['lora_relative_difference']:.4f} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

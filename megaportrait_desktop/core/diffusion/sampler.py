@@ -1,0 +1,171 @@
+"""The fast path's denoising loop: diffusers' ControlNet img2img and inpaint ``__call__``, step captured.
+
+A diffusers pipeline call cannot be captured as a CUDA graph whole: its loop runs the scheduler in
+Python and synchronises with the GPU several times a step. So this module runs the same preparation
+through the pipeline's own methods (prompt encoding, image and control-image preprocessing,
+timesteps, latents) and the same loop, but the ControlNets, UNet and guidance of each step are one
+:class:`~.graphs.StepGraph` call, and the loop avoids the stock loop's host round trips (the
+scheduler's noise levels live on the GPU; the inpaint blend indexes them there). It also encodes an
+init image once when the pair's two calls share it. Everything else, and every random draw and its
+order, is the stock pipeline's, so on the same device and kernels both give the same image.
+
+It takes the keyword arguments the stages pass to a pipeline call (a subset of diffusers'),
+and returns what ``pipe(...).images`` returns for ``output_type="np"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def denoise_step(unet: Callable, controlnets: list[Callable], cfg: bool, latents: torch.Tensor, t: torch.Tensor,
+                 embeds: torch.Tensor, controls: list[torch.Tensor], scales: list[torch.Tensor],
+                 guidance: torch.Tensor) -> torch.Tensor:
+    """One step's noise prediction (with classifier-free guidance when ``cfg``), as the stock loop computes it.
+
+    ``scales`` and ``guidance`` are 0-d tensors, so one captured graph serves any value (on the GPU a
+    half-precision step rounds them to half first, a relative difference under 5e-4 on the residuals).
+    """
+    x = torch.cat([latents] * 2) if cfg else latents
+    down = mid = None
+    for net, cond, scale in zip(controlnets, controls, scales, strict=True):
+        d, m = net(x, t, encoder_hidden_states=embeds, controlnet_cond=cond, conditioning_scale=scale,
+                   guess_mode=False, return_dict=False)
+        if down is None:
+            down, mid = d, m
+        else:  # MultiControlNetModel's sum, in its order
+            down = [prev + cur for prev, cur in zip(down, d, strict=True)]
+            mid = mid + m
+    noise = unet(x, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
+                 mid_block_additional_residual=mid, return_dict=False)[0]
+    if not cfg:
+        return noise
+    uncond, text = noise.chunk(2)
+    return uncond + guidance * (text - uncond)
+
+
+class Sampler:
+    """Runs stage calls for one :class:`~.fast.FastRuntime` (its step graphs, prompt and encode caches)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self._encoded: tuple[Any, Any] | None = None  # (init image object, its latent distribution)
+        self._prompts: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, pipe: Any, kind: str, roles: tuple[str, ...], *, prompt: str | list[str],
+                 negative_prompt: str | list[str], image: Any, control_image: Any, strength: float,
+                 num_inference_steps: int, guidance_scale: float, controlnet_conditioning_scale: float | list[float],
+                 height: int, width: int, generator: torch.Generator | list[torch.Generator],
+                 output_type: str = "np", callback_on_step_end: Callable | None = None,
+                 mask_image: Any = None) -> np.ndarray:
+        if output_type != "np":
+            raise ValueError("the fast path returns numpy images only")
+        device = self.runtime.device
+        batch = len(prompt) if isinstance(prompt, list) else 1
+        pipe._guidance_scale = guidance_scale  # the pipeline's own rule for when guidance is on
+        cfg = pipe.do_classifier_free_guidance
+        embeds = self.prompt_embeds(pipe, prompt, negative_prompt, device, cfg)
+        dtype = embeds.dtype
+        multi = len(roles) > 1
+        per_net = control_image if multi else [control_image]
+        if multi and not isinstance(controlnet_conditioning_scale, list):
+            controlnet_conditioning_scale = [controlnet_conditioning_scale] * len(roles)
+        scales = controlnet_conditioning_scale if multi else [
+            controlnet_conditioning_scale[0] if isinstance(controlnet_conditioning_scale, list)
+            else controlnet_conditioning_scale]
+        net_dtype = pipe.controlnet.dtype
+        controls = [self._control(pipe, kind, c, width, height, batch, device, net_dtype, cfg) for c in per_net]
+
+        scheduler = pipe.scheduler
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        # UniPC keeps its noise levels on the CPU and copies one to the GPU (a synchronising copy) several
+        # times a step; on the GPU they are the same float32 values and nothing waits.
+        scheduler.sigmas = scheduler.sigmas.to(device)
+        timesteps, _ = pipe.get_timesteps(num_inference_steps, strength, device)
+        latent_timestep = timesteps[:1].repeat(batch)
+        pipe._num_timesteps = len(timesteps)
+
+        if kind == "inpaint":
+            init = pipe.image_processor.preprocess(image, height=height, width=width, crops_coords=None,
+                                                   resize_mode="default").to(dtype=torch.float32)
+            mask = pipe.mask_processor.preprocess(mask_image, height=height, width=width, resize_mode="default",
+                                                  crops_coords=None)
+            latents, noise, image_latents = pipe.prepare_latents(
+                batch, pipe.vae.config.latent_channels, height, width, dtype, device, generator, None, image=init,
+                timestep=latent_timestep, is_strength_max=strength == 1.0, return_noise=True,
+                return_image_latents=True)
+            # The stock call also encodes the masked image, which a 4-channel UNet never reads.
+            factor = pipe.vae_scale_factor
+            init_mask = torch.nn.functional.interpolate(mask, size=(height // factor, width // factor))
+            init_mask = init_mask.to(device=device, dtype=dtype)
+            if init_mask.shape[0] < batch:
+                init_mask = init_mask.repeat(batch // init_mask.shape[0], 1, 1, 1)
+            alphas, sigmas = scheduler._sigma_to_alpha_sigma_t(scheduler.sigmas.to(device=device, dtype=dtype))
+        else:
+            latents = self._img2img_latents(pipe, image, latent_timestep, batch, height, width, dtype, device,
+                                            generator)
+
+        step = self.runtime.step(roles, cfg, latents, embeds, controls)
+        step.set(embeds=embeds, controls=controls, guidance=float(guidance_scale),
+                 scales=[float(s) for s in scales])
+        for i, t in enumerate(timesteps):
+            step.set(latents=scheduler.scale_model_input(latents, t), t=t)
+            noise_pred = step()
+            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            if kind == "inpaint":
+                proper = image_latents
+                if i < len(timesteps) - 1:
+                    k = scheduler.step_index  # the stock call's add_noise uses this index
+                    proper = alphas[k].view(1, 1, 1, 1) * image_latents + sigmas[k].view(1, 1, 1, 1) * noise
+                latents = (1 - init_mask) * proper + init_mask * latents
+            if callback_on_step_end is not None:
+                out = callback_on_step_end(pipe, i, t, {"latents": latents})
+                latents = out.pop("latents", latents)
+
+        decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+        return pipe.image_processor.postprocess(decoded, output_type="np", do_denormalize=[True] * decoded.shape[0])
+
+    # ------------------------------------------------------------------------------------ preparation
+
+    def prompt_embeds(self, pipe: Any, prompt: str | list[str], negative: str | list[str],
+                      device: torch.device, cfg: bool = True) -> torch.Tensor:
+        """``[negative; prompt]`` embeddings (``prompt`` alone without guidance), reused while the
+        prompts and the text encoder's weights stay the same."""
+        key = (tuple(prompt) if isinstance(prompt, list) else prompt,
+               tuple(negative) if isinstance(negative, list) else negative, cfg, self.runtime.text_weights_token())
+        if key not in self._prompts:
+            positive, negative_embeds = pipe.encode_prompt(prompt, device, 1, cfg, negative)
+            self._prompts = {key: torch.cat([negative_embeds, positive]) if cfg else positive}  # the latest only
+        return self._prompts[key]
+
+    def _control(self, pipe: Any, kind: str, image: Any, width: int, height: int, batch: int,
+                 device: torch.device, dtype: torch.dtype, cfg: bool) -> torch.Tensor:
+        extra = {"crops_coords": None, "resize_mode": "default"} if kind == "inpaint" else {}
+        return pipe.prepare_control_image(image=image, width=width, height=height, batch_size=batch,
+                                          num_images_per_prompt=1, device=device, dtype=dtype,
+                                          do_classifier_free_guidance=cfg, guess_mode=False, **extra)
+
+    def _img2img_latents(self, pipe: Any, image: Any, timestep: torch.Tensor, batch: int, height: int, width: int,
+                         dtype: torch.dtype, device: torch.device, generator: Any) -> torch.Tensor:
+        """``StableDiffusionControlNetImg2ImgPipeline.prepare_latents``, encoding a repeated image once."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        images = image if isinstance(image, list) else [image]
+        if any(im is not images[0] for im in images):
+            raise ValueError("the fast path encodes one init image per call")
+        if self._encoded is not None and self._encoded[0] is images[0]:
+            dist = self._encoded[1]
+        else:
+            pixels = pipe.image_processor.preprocess(images[0], height=height, width=width).to(dtype=torch.float32)
+            dist = pipe.vae.encode(pixels.to(device=device, dtype=dtype)).latent_dist
+            self._encoded = (images[0], dist)
+        generators = generator if isinstance(generator, list) else [generator]
+        if len(generators) != batch:
+            raise ValueError("the fast path needs one generator per image")
+        init = torch.cat([dist.sample(g) for g in generators]) * pipe.vae.config.scaling_factor
+        noise = randn_tensor(init.shape, generator=generator, device=device, dtype=dtype)
+        return pipe.scheduler.add_noise(init, noise, timestep)

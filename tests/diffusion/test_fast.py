@@ -1,0 +1,193 @@
+"""The fast path on tiny models on the CPU, where its step runs eagerly: same images as the stock pipelines.
+
+On the CPU both paths run the same kernels, so without a LoRA they must agree bit for bit: this pins
+the fast loop to diffusers' own (preparation, random draws and their order, scheduler, inpaint blend,
+ControlNet sums). With a LoRA the fast path folds it into the weights, which rounds differently in the
+last bit of float32. CUDA graphs and compilation are covered by ``test_fast_gpu.py`` and the benchmark.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from megaportrait_desktop.core.diffusion.fast import FastOptions, FastRuntime
+from megaportrait_desktop.core.diffusion.harmonize import harmonize
+from megaportrait_desktop.core.diffusion.pair import ImageSettings, generate_pair
+from megaportrait_desktop.core.diffusion.runtime import LORA_ADAPTER
+from megaportrait_desktop.core.diffusion.shading import shade
+from megaportrait_desktop.core.errors import Cancelled
+from megaportrait_desktop.core.progress import CancelToken, Reporter
+from megaportrait_desktop.core.request import DiffusionParams, ShadingParams
+
+from .conftest import CROP
+
+A, B = ImageSettings(lora_scale=0.3, denoise=0.5, control=1.0), ImageSettings(lora_scale=1.0, denoise=0.75, control=0.8)
+
+
+def _stages(models, crop, params, seed=3):
+    """Every kind of stage call: pair (two calls), batched pair, Shading (two ControlNets), Harmonization
+    (inpaint + tile), each at 8 scheduled steps; returns the images and the progress reports."""
+    reports = []
+    reporter = Reporter(reports.append)
+    control = (crop * 255).astype(np.uint8)
+    a, b = generate_pair(models, crop, control, A, B, params, 8, seed, reporter)
+    same = ImageSettings(0.5, 0.5, 1.0)
+    a2, b2 = generate_pair(models, crop, control, same, same, params, 8, seed, reporter)
+    _, _, shaded = shade(models, a, b, ShadingParams(), params, 8, seed, reporter)
+    weight = np.zeros((CROP, CROP), np.float32)
+    weight[16:48, 16:48] = 0.7
+    harmonized = harmonize(models, shaded, weight, params, 8, seed, reporter)
+    images = {"A": a, "B": b, "batched A": a2, "batched B": b2, "shaded": shaded, "harmonized": harmonized}
+    return images, [(p.stage, p.step, p.total, None if p.preview is None else p.preview.shape) for p in reports]
+
+
+@pytest.fixture
+def models(engine):
+    models = engine.models()
+    models.set_lora(None)
+    yield models
+    if models.fast is not None:
+        models.fast.release_lora()
+    models.fast = None
+    models.set_lora(None)
+
+
+def _fast(models, **options) -> FastRuntime:
+    return FastRuntime(models.components, models.controlnets, models.choice.device, FastOptions(**options))
+
+
+@pytest.mark.parametrize("guidance", [2.0, 1.0])
+def test_fast_loop_gives_the_stock_pipelines_images_bit_for_bit(models, reference_crop, guidance) -> None:
+    params = DiffusionParams(guidance_scale=guidance, preview_every=2)
+    stock, stock_reports = _stages(models, reference_crop, params)
+    models.fast = _fast(models)
+    fast, fast_reports = _stages(models, reference_crop, params)
+    for name in stock:
+        assert np.array_equal(stock[name], fast[name]), name
+    assert fast_reports == stock_reports  # every step reported, previews on the same steps
+    assert np.abs(stock["A"] - stock["B"]).mean() > 1e-3  # the stages did produce different images
+    # One step per signature: the pair (one image a call), the batched pair, Shading, Harmonization.
+    assert len(models.fast.graphs) == 4
+
+
+def test_folded_lora_gives_the_adapters_images_and_leaves_the_exact_base_weights(models, trained_lora,
+                                                                                 reference_crop) -> None:
+    unet = models.components["unet"]
+    before = {k: v.clone() for k, v in unet.state_dict().items() if "lora" not in k}
+    models.set_lora(str(trained_lora.lora_path))
+    params = DiffusionParams(guidance_scale=2.0, preview_every=0)
+    stock, _ = _stages(models, reference_crop, params)
+    models.fast = _fast(models)
+    fast, _ = _stages(models, reference_crop, params)
+    folded = models.fast.fused
+    assert folded is not None and len(folded) > 0 and folded.scale == 0.0  # Harmonization ran last, at 0
+    for name in stock:
+        # float32 rounding of W + s·BA against W·x + s·B(A·x): far below one 8-bit level (0.0039)
+        assert np.abs(stock[name] - fast[name]).max() < 1e-4, name
+    assert np.abs(fast["A"] - fast["B"]).mean() > 1e-3
+    # Back to the stock path: the adapters are live again and the base weights are bit-identical.
+    models.fast.release_lora()
+    models.fast = None
+    again, _ = _stages(models, reference_crop, params)
+    assert all(np.array_equal(again[name], stock[name]) for name in stock)
+    after = {k: v for k, v in unet.state_dict().items() if "lora" not in k}
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_folding_follows_the_lora_scale_like_the_adapters(models, trained_lora) -> None:
+    """One adapted layer: folded weights at scale s give what the live adapter gives at scale s."""
+    from peft.tuners.lora import LoraLayer
+
+    models.set_lora(str(trained_lora.lora_path))
+    models.fast = _fast(models)
+    layer = next(m for m in models.components["unet"].modules() if isinstance(m, LoraLayer) and m.lora_A)
+    x = torch.randn(3, layer.in_features)
+    for scale in (0.0, 0.4, 1.0, 0.4):
+        models.fast.release_lora()  # base weights, live adapters
+        assert not layer.disable_adapters
+        layer.set_scale(LORA_ADAPTER, scale)
+        with torch.no_grad():
+            live = layer(x)
+        models.fast.fold_lora(LORA_ADAPTER, scale)
+        assert layer.disable_adapters  # the folded weight alone carries the LoRA
+        with torch.no_grad():
+            folded = layer(x)
+        torch.testing.assert_close(folded, live, rtol=1e-5, atol=1e-5)
+
+
+def test_cancel_on_the_fast_path_stops_within_one_step(models, reference_crop) -> None:
+    models.fast = _fast(models)
+    token = CancelToken()
+    seen = []
+
+    def on_progress(p) -> None:
+        seen.append((p.stage, p.step))
+        if p.step == 2:
+            token.cancel()
+
+    params = DiffusionParams(guidance_scale=2.0, preview_every=0)
+    with pytest.raises(Cancelled):
+        generate_pair(models, reference_crop, np.zeros_like(reference_crop, np.uint8), A, B, params, 8, 1,
+                      Reporter(on_progress, token))
+    assert seen[-1] == ("identity", 2)
+
+
+def test_low_memory_mode_runs_two_controlnet_slots_and_gives_the_same_images(models, reference_crop) -> None:
+    params = DiffusionParams(guidance_scale=2.0, preview_every=0)
+    stock, _ = _stages(models, reference_crop, params)
+    try:
+        models.fast = _fast(models, low_memory=True)
+        slots = models.fast.slots
+        assert set(slots.modules) == {"slot0", "slot1"}
+        fast, _ = _stages(models, reference_crop, params)
+        for name in stock:
+            # the same kernels on copies of the same weights (memory alignment may differ: last-bit rounding)
+            assert np.abs(stock[name] - fast[name]).max() < 1e-5, name
+        # Harmonization ran last: inpaint in slot 0, tile (the light ControlNet) in slot 1.
+        assert slots._holds == {"slot0": "inpaint_controlnet", "slot1": "light_controlnet"}
+        one = sum(t.numel() * t.element_size() for t in models.controlnets["face_controlnet"].state_dict().values())
+        # pair: face; Shading: light, detail; Harmonization: inpaint, light (each copied once, as needed)
+        assert slots.bytes_copied == 5 * one
+    finally:
+        for net in models.controlnets.values():
+            net.to(models.choice.device)
+
+
+def test_fast_path_is_the_default_on_cuda_and_a_setting_turns_it_off(monkeypatch) -> None:
+    """The decision, with the GPU query answered as an H100, a 12 GB and a 6 GB card would."""
+    from megaportrait_desktop.core.diffusion import devices
+    from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
+    from megaportrait_desktop.core.diffusion.models import ModelSettings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    memory = {"gb": 80.0}
+    monkeypatch.setattr(devices, "gpu_memory_gb", lambda device: memory["gb"])
+    default = devices.choose_device()
+    assert default.device.type == "cuda" and default.fast == FastOptions(compile=devices.COMPILE_BY_DEFAULT)
+    assert DiffusionEngine(ModelSettings()).device().fast == default.fast  # the app's and CLI's engine
+    assert DiffusionEngine(ModelSettings(fast_path="off")).device().fast is None
+    assert devices.choose_device(compile="on").fast.compile
+    assert devices.choose_device("cpu").fast is None  # the fast path is CUDA's
+    memory["gb"] = 12.0
+    assert devices.choose_device().fast.low_memory
+    assert not devices.choose_device(low_memory="off").fast.low_memory
+    memory["gb"] = 6.0  # small cards offload the models to the CPU, which graphs cannot follow
+    small = devices.choose_device()
+    assert small.offload and small.fast is None
+    from megaportrait_desktop.core.errors import RequestError
+
+    with pytest.raises(RequestError, match="fast path setting 'fastest'"):
+        devices.choose_device(fast_path="fastest")
+
+
+def test_speed_settings_are_saved_with_the_model_settings(tmp_path) -> None:
+    from megaportrait_desktop.core.diffusion.models import ModelSettings, load_settings, save_settings
+
+    settings = ModelSettings(fast_path="off", low_memory="on", compile="on")
+    save_settings(settings, tmp_path / "models.json")
+    again = load_settings(tmp_path / "models.json")
+    assert (again.fast_path, again.low_memory, again.compile) == ("off", "on", "on")
+    (tmp_path / "old.json").write_text('{"models": {}, "device": "auto"}')  # written before the fast path
+    assert load_settings(tmp_path / "old.json").fast_path == "auto"
