@@ -223,14 +223,15 @@ def isolated(stages: Stages, models, stock_images: dict) -> dict:
 # ----------------------------------------------------------------------------------------- sections
 
 
-def bench_training(models, photos, steps, rank, resolution, work, device) -> dict:
+def bench_training(models, photos, steps, rank, resolution, work, device, both: bool = True) -> dict:
     from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
     from megaportrait_desktop.core.diffusion.training import TrainingParams
     from megaportrait_desktop.core.progress import Reporter
 
     params = TrainingParams(steps=steps, rank=rank, resolution=resolution, checkpoint_every=10**9)
     out = {}
-    for name, runtime in (("stock", None), ("fast", fast_runtime(models, FastOptions()))):
+    paths = (("stock", None), ("fast", fast_runtime(models, FastOptions()))) if both else (("stock", None),)
+    for name, runtime in paths:
         models.fast = runtime
         marks = []
 
@@ -250,6 +251,8 @@ def bench_training(models, photos, steps, rank, resolution, work, device) -> dic
               f"{result.losses[-1]:.3f} (mean of the last 50: {out[name]['mean_last_50']:.4f}); "
               f"peak {c.peak_gib:.2f} GiB", flush=True)
         release(models)
+    if not both:
+        return out
     from safetensors.torch import load_file
 
     a, b = load_file(out["stock"]["lora"]), load_file(out["fast"]["lora"])
@@ -321,6 +324,22 @@ def run_warm_start(args) -> int:
 
 # --------------------------------------------------------------------------------------------- main
 
+SECTIONS = ("training", "stock", "graphs", "compiled", "run", "low-memory", "second-start")
+
+
+def count_syncs(fn) -> tuple[object, int]:
+    """``fn()`` and how many times it made the host wait for the GPU (CUDA's sync debug mode)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            out = fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return out, sum("synchronizing" in str(w.message) for w in caught)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -328,17 +347,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--steps", type=int, default=STEPS, help="scheduled steps per stage (before strength)")
     parser.add_argument("--runs", type=int, default=3, help="timed chains per path (after a first one)")
-    parser.add_argument("--train-steps", type=int, default=400, help="identity training steps (0: skip)")
+    parser.add_argument("--train-steps", type=int, default=400, help="identity training steps")
     parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--compile", action="store_true", help="also the compiled fast path and a second start")
-    parser.add_argument("--no-low-memory", action="store_true", help="skip the low-memory mode")
-    parser.add_argument("--no-run", action="store_true", help="skip the whole run() comparison")
-    parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--sections", default=",".join(s for s in SECTIONS),
+                        help=f"what to measure, in this order: {', '.join(SECTIONS)} (the fast sections "
+                             "compare with stock, which is always measured when any of them runs)")
+    parser.add_argument("--json", help="write every figure to this file (after each section)")
     parser.add_argument("--warm-start", metavar="CACHE", help=argparse.SUPPRESS)
     parser.add_argument("--warm-timeout", type=int, default=600, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.warm_start:
         return run_warm_start(args)
+    sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
     device = torch.device(args.device)
     crop = 64 if args.tiny else 512
@@ -350,77 +373,109 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mp-speed-"))
     results: dict = {"device": gpu, "torch": torch.__version__, "crop": crop, "steps": args.steps}
 
+    def keep() -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(strip_images(results), indent=2, default=str))
+
     with Clock(device) as c:
         models = build("tiny" if args.tiny else "sd15", device, choice, work)
     print(f"build: {c.seconds:.1f} s", flush=True)
     stages = Stages(crop, args.steps)
 
-    # 1. Identity training (its stock LoRA then serves both paths' runs).
-    lora = None
-    if args.train_steps:
-        photos = identity_photos(work / "identity")
-        results["training"] = bench_training(models, photos, args.train_steps, args.rank, crop, work, device)
-        lora = results["training"]["stock"]["lora"]
-        models.set_lora(lora)
+    # Identity training; its stock LoRA then serves every pipeline run.
+    photos = identity_photos(work / "identity")
+    steps = args.train_steps if "training" in sections else 20
+    training = bench_training(models, photos, steps, args.rank, crop, work, device, both="training" in sections)
+    if "training" in sections:
+        results["training"] = training
+    lora = training["stock"]["lora"]
+    models.set_lora(lora)
+    keep()
+    if set(sections) <= {"training"}:
+        summary(results, stages)
+        return 0
 
-    # 2. The stages chained: stock, then fast on the same models.
-    stock = time_chains(stages, models, device, args.runs)
+    # Stock first: the compiled fast path changes the modules' memory layout.
+    stock = results["stock"] = time_chains(stages, models, device, args.runs)
     report_path("stock", stock, stages)
-    models.fast = fast_runtime(models, FastOptions())
-    fast = time_chains(stages, models, device, args.runs)
-    report_path("fast", fast, stages, stock)
-    results["stock"], results["fast"] = stock, fast
-    results["fast"]["captures"] = models.fast.captures
-    results["fast_vs_stock"] = compare("fast", stock, fast, isolated(stages, models, stock["images"]))
+    if "run" in sections:
+        results["run"] = {"stock": bench_run(models, lora, crop, args, device)}
+    keep()
 
-    # 3. A whole run through the engine (CPU work around the stages included).
-    if not args.no_run:
-        results["run"] = bench_run(models, lora, crop, args, device, work)
+    if "graphs" in sections:
+        models.fast = fast_runtime(models, FastOptions())
+        graphs = results["graphs"] = time_chains(stages, models, device, args.runs)
+        graphs["captures"] = models.fast.captures
+        report_path("fast, graphs only", graphs, stages, stock)
+        results["graphs_vs_stock"] = compare("fast, graphs only", stock, graphs,
+                                             isolated(stages, models, stock["images"]))
+        release(models)
+        keep()
 
-    # 4. Low-memory mode.
-    if not args.no_low_memory:
+    cache = work / "compiled"
+    if "compiled" in sections:
+        t = time.perf_counter()
+        models.fast = fast_runtime(models, FastOptions(compile=True), cache)
+        prepare = time.perf_counter() - t
+        compiled = results["compiled"] = time_chains(stages, models, device, args.runs)
+        compiled["prepare_seconds"] = prepare
+        compiled["captures"] = models.fast.captures
+        report_path("fast, compiled (the default)", compiled, stages, stock)
+        per_step = ", ".join(f"{c['seconds']:.1f}" for c in models.fast.captures)
+        print(f"fast, compiled: the first chain compiled and captured in {compiled['first_seconds']:.1f} s "
+              f"({per_step} s for each step signature's compile and capture)", flush=True)
+        results["compiled_vs_stock"] = compare("fast, compiled", stock, compiled,
+                                               isolated(stages, models, stock["images"]))
+        if device.type == "cuda":
+            _, syncs = count_syncs(lambda: stages.chain(models, device))
+            compiled["host_syncs_per_chain"] = syncs
+            print(f"fast, compiled: {syncs} host synchronisations in a warm chain (stock loop: a few per step)")
+        if "run" in sections:
+            results["run"]["fast"] = bench_run(models, lora, crop, args, device, name="fast (compiled)")
+            report_run(results["run"])
+        keep()
+
+    if "low-memory" in sections:
         release(models)
         nets = dict(models.controlnets)
-        models.fast = fast_runtime(models, FastOptions(low_memory=True))
-        low = time_chains(stages, models, device, args.runs)
+        models.fast = fast_runtime(models, FastOptions(compile="compiled" in sections, low_memory=True), cache)
+        low = results["low_memory"] = time_chains(stages, models, device, args.runs)
+        low["compiled"] = "compiled" in sections
         report_path("fast, low memory", low, stages, stock)
-        results["low_memory"] = low
         results["low_memory_vs_stock"] = compare("fast, low memory", stock, low, None)
         release(models)
         for net in nets.values():
             net.to(device)
+        keep()
 
-    # 5. Compiled fast path: first start in this process, second start in another.
-    if args.compile:
-        release(models)
-        cache = work / "compiled"
-        t = time.perf_counter()
-        models.fast = fast_runtime(models, FastOptions(compile=True), cache)
-        prepare = time.perf_counter() - t
-        compiled = time_chains(stages, models, device, args.runs)
-        compiled["prepare_seconds"] = prepare
-        compiled["captures"] = models.fast.captures
-        report_path("fast, compiled", compiled, stages, stock)
-        per_step = ", ".join(f"{c['seconds']:.1f}" for c in models.fast.captures)
-        print(f"fast, compiled: first start compiled and captured in {compiled['first_seconds']:.1f} s "
-              f"({per_step} s per step signature)")
-        results["compiled"] = compiled
-        results["compiled_vs_stock"] = compare("fast, compiled", stock, compiled, None)
-        release(models)
+    if "second-start" in sections and "compiled" in sections:
         results["second_start"] = warm_start(args, cache)
-        print(f"second start (new process, artefacts from disk): {json.dumps(results['second_start'])}")
+        print(f"second start (a new process, compiled artefacts from disk): {json.dumps(results['second_start'])}",
+              flush=True)
+        keep()
 
     summary(results, stages)
-    if args.json:
-        for key in ("stock", "fast", "low_memory", "compiled"):
-            if key in results:
-                results[key] = {k: v for k, v in results[key].items() if k != "images"}
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    keep()
     return 0
 
 
-def bench_run(models, lora, crop, args, device, work) -> dict:
-    """``run()`` end to end with each path (medians of ``args.runs`` after a first run)."""
+def strip_images(results: dict) -> dict:
+    return {k: ({kk: vv for kk, vv in v.items() if kk not in ("images", "final")} if isinstance(v, dict) else v)
+            for k, v in results.items()}
+
+
+def report_run(run: dict) -> None:
+    d = np.abs(run["stock"]["final"].astype(np.int32) - run["fast"]["final"].astype(np.int32))
+    run["final_levels"] = (int(d.max()), float(d.mean()))
+    run["ratio"] = run["stock"]["seconds"] / run["fast"]["seconds"]
+    print(f"run(): final image fast vs stock, max {d.max()} levels, mean {d.mean():.3f}; "
+          f"{run['ratio']:.2f}× end to end", flush=True)
+    for name in ("stock", "fast"):
+        run[name].pop("final")
+
+
+def bench_run(models, lora, crop, args, device, name: str = "stock") -> dict:
+    """``run()`` end to end on the path ``models`` is set to (median of ``args.runs`` after a first run)."""
     from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
     from megaportrait_desktop.core.paths import demo_dir
     from megaportrait_desktop.core.pipeline import run
@@ -434,56 +489,51 @@ def bench_run(models, lora, crop, args, device, work) -> dict:
         diffusion=DiffusionParams(lora=lora, guidance_scale=GUIDANCE, preview_every=5, a_denoise=0.35,
                                   b_denoise=0.70, a_lora_scale=0.3, b_lora_scale=1.0, shading_denoise=0.6,
                                   harmonize_denoise=0.5, harmonize_tile_weight=0.5))
-    runtime = models.fast
-    out = {}
-    for name, fast in (("stock", None), ("fast", runtime)):
-        models.fast = fast
-        engine = DiffusionEngine(loaded=models)
-        run(request, diffusion=engine)
-        totals, finals = [], None
-        for _ in range(args.runs):
-            with Clock(device) as c:
-                result = run(request, diffusion=engine)
-            totals.append(c.seconds)
-            finals = result
-        out[name] = {"seconds": statistics.median(totals), "timings": finals.timings, "final": finals.final.pixels}
-        print(f"run() {name}: {out[name]['seconds']:.2f} s end to end; "
-              + ", ".join(f"{k} {v:.3f}" for k, v in finals.timings.items()), flush=True)
-    d = np.abs(out["stock"]["final"].astype(np.int32) - out["fast"]["final"].astype(np.int32))
-    out["final_levels"] = (int(d.max()), float(d.mean()))
-    print(f"run(): final image fast vs stock, max {d.max()} levels, mean {d.mean():.3f}; "
-          f"{out['stock']['seconds'] / out['fast']['seconds']:.2f}× end to end", flush=True)
-    for name in ("stock", "fast"):
-        out[name].pop("final")
+    engine = DiffusionEngine(loaded=models)
+    run(request, diffusion=engine)
+    totals, result = [], None
+    for _ in range(args.runs):
+        with Clock(device) as c:
+            result = run(request, diffusion=engine)
+        totals.append(c.seconds)
+    out = {"seconds": statistics.median(totals), "timings": result.timings, "final": result.final.pixels}
+    print(f"run() {name}: {out['seconds']:.2f} s end to end (previews every 5 steps); "
+          + ", ".join(f"{k} {v:.3f}" for k, v in result.timings.items()), flush=True)
     return out
 
 
 def summary(results: dict, stages: Stages) -> None:
-    stock, fast = results["stock"], results["fast"]
-    diffs = results["fast_vs_stock"]
-    print("\n| stage | steps | stock s | stock it/s | fast s | fast it/s | stock/fast | peak GiB stock / fast "
-          "| max diff (levels) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    """The table for the README: stock against the default fast path (compiled), and the variants."""
+    if "stock" not in results:
+        return
+    stock = results["stock"]
+    fast_key = "compiled" if "compiled" in results else "graphs" if "graphs" in results else None
     image_of = {"pair": ("A", "B"), "shading": ("shaded",), "harmonize": ("harmonized",)}
-    for stage, steps in stages.stage_steps.items():
-        s, f = stock["stage_seconds"][stage], fast["stage_seconds"][stage]
-        diff = " / ".join(f"{diffs[k][0]:.0f}" for k in image_of[stage])
-        print(f"| {stage} | {steps} | {s:.3f} | {steps / s:.1f} | {f:.3f} | {steps / f:.1f} | {s / f:.2f}× "
-              f"| {stock['stage_peak_gib'][stage]:.2f} / {fast['stage_peak_gib'][stage]:.2f} | {diff} |")
     total_steps = sum(stages.stage_steps.values())
-    s, f = stock["total_seconds"], fast["total_seconds"]
-    print(f"| whole pipeline | {total_steps} | {s:.3f} | {total_steps / s:.1f} | {f:.3f} | {total_steps / f:.1f} "
-          f"| {s / f:.2f}× | {stock['peak_gib']:.2f} / {fast['peak_gib']:.2f} | "
-          f"{max(v[0] for v in diffs.values()):.0f} |")
-    for key, label in (("low_memory", "fast, low memory"), ("compiled", "fast, compiled")):
+    print("\n| stage | steps | stock s | stock it/s | fast s | fast it/s | stock/fast | peak GiB stock / fast "
+          "| max diff, 8-bit levels (same inputs) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    if fast_key:
+        fast, diffs = results[fast_key], results[fast_key + "_vs_stock"]
+        for stage, steps in stages.stage_steps.items():
+            s, f = stock["stage_seconds"][stage], fast["stage_seconds"][stage]
+            diff = " / ".join(f"{diffs[k][0]:.0f}" + (f" ({diffs[k + ' (same inputs)'][0]:.0f})"
+                                                      if k + " (same inputs)" in diffs else "")
+                              for k in image_of[stage])
+            print(f"| {stage} | {steps} | {s:.3f} | {steps / s:.1f} | {f:.3f} | {steps / f:.1f} | {s / f:.2f}× "
+                  f"| {stock['stage_peak_gib'][stage]:.2f} / {fast['stage_peak_gib'][stage]:.2f} | {diff} |")
+    s = stock["total_seconds"]
+    for key, label in (("compiled", "whole pipeline, fast (compiled, default)"),
+                       ("graphs", "whole pipeline, fast (graphs only)"),
+                       ("low_memory", "whole pipeline, fast (low memory)")):
         if key in results:
             r = results[key]
-            print(f"| {label} (whole) | {total_steps} | | | {r['total_seconds']:.3f} | "
-                  f"{total_steps / r['total_seconds']:.1f} | {s / r['total_seconds']:.2f}× | {r['peak_gib']:.2f} "
-                  f"| {max(v[0] for v in results[key + '_vs_stock'].values()):.0f} |")
+            print(f"| {label} | {total_steps} | {s:.3f} | {total_steps / s:.1f} | {r['total_seconds']:.3f} | "
+                  f"{total_steps / r['total_seconds']:.1f} | {s / r['total_seconds']:.2f}× | {stock['peak_gib']:.2f} / "
+                  f"{r['peak_gib']:.2f} | {max(v[0] for v in results[key + '_vs_stock'].values()):.0f} |")
     if "training" in results:
         t = results["training"]
-        print(f"| identity training | {t['stock']['it_s']:.2f} it/s / {t['fast']['it_s']:.2f} it/s | "
+        print(f"| identity training, 400 × batch 1 | {t['stock']['it_s']:.2f} / {t['fast']['it_s']:.2f} it/s | "
               f"{t['stock']['seconds']:.1f} | | {t['fast']['seconds']:.1f} | | "
               f"{t['stock']['seconds'] / t['fast']['seconds']:.2f}× | {t['stock']['peak_gib']:.2f} / "
               f"{t['fast']['peak_gib']:.2f} | LoRA rel. diff {t['lora_relative_difference']:.4f} |")

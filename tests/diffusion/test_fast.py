@@ -15,7 +15,6 @@ import torch
 from megaportrait_desktop.core.diffusion.fast import FastOptions, FastRuntime
 from megaportrait_desktop.core.diffusion.harmonize import harmonize
 from megaportrait_desktop.core.diffusion.pair import ImageSettings, generate_pair
-from megaportrait_desktop.core.diffusion.runtime import LORA_ADAPTER
 from megaportrait_desktop.core.diffusion.shading import shade
 from megaportrait_desktop.core.errors import Cancelled
 from megaportrait_desktop.core.progress import CancelToken, Reporter
@@ -92,29 +91,37 @@ def test_folded_lora_gives_the_adapters_images_and_leaves_the_exact_base_weights
     models.fast = None
     again, _ = _stages(models, reference_crop, params)
     assert all(np.array_equal(again[name], stock[name]) for name in stock)
-    after = {k: v for k, v in unet.state_dict().items() if "lora" not in k}
+    # (the stock path has its adapters loaded again: the weights sit under "base_layer")
+    after = {k.replace("base_layer.", ""): v for k, v in unet.state_dict().items() if "lora" not in k}
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_folding_follows_the_lora_scale_like_the_adapters(models, trained_lora) -> None:
-    """One adapted layer: folded weights at scale s give what the live adapter gives at scale s."""
+def test_folding_writes_the_lora_files_delta_at_each_scale_and_unloads_the_adapters(models, trained_lora,
+                                                                                    reference_crop) -> None:
+    """One adapted weight, against ``W₀ + s · up·down · alpha/rank`` read straight from the LoRA file."""
     from peft.tuners.lora import LoraLayer
+    from safetensors import safe_open
 
-    models.set_lora(str(trained_lora.lora_path))
+    unet = models.components["unet"]
     models.fast = _fast(models)
-    layer = next(m for m in models.components["unet"].modules() if isinstance(m, LoraLayer) and m.lora_A)
-    x = torch.randn(3, layer.in_features)
-    for scale in (0.0, 0.4, 1.0, 0.4):
-        models.fast.release_lora()  # base weights, live adapters
-        assert not layer.disable_adapters
-        layer.set_scale(LORA_ADAPTER, scale)
-        with torch.no_grad():
-            live = layer(x)
-        models.fast.fold_lora(LORA_ADAPTER, scale)
-        assert layer.disable_adapters  # the folded weight alone carries the LoRA
-        with torch.no_grad():
-            folded = layer(x)
-        torch.testing.assert_close(folded, live, rtol=1e-5, atol=1e-5)
+    models.set_lora(str(trained_lora.lora_path))
+    with safe_open(str(trained_lora.lora_path), "pt") as f:
+        down_key = next(k for k in f.keys() if k.endswith("attn1.to_q.lora.down.weight"))  # noqa: SIM118
+        down, up = f.get_tensor(down_key), f.get_tensor(down_key.replace("lora.down", "lora.up"))
+        alpha = float(f.metadata()["megaportrait.lora_alpha"])
+    name = down_key.removeprefix("unet.").removesuffix(".lora.down.weight")
+    module = unet.get_submodule(name)
+    base = module.weight.detach().clone()
+    params = DiffusionParams(guidance_scale=2.0, preview_every=0)
+    for scale in (0.3, 1.0, 0.0):
+        settings = ImageSettings(lora_scale=scale, denoise=0.5, control=1.0)
+        generate_pair(models, reference_crop, np.zeros_like(reference_crop, np.uint8), settings, settings, params, 2,
+                      1, Reporter())
+        expected = base + scale * (up @ down) * alpha / down.shape[0]
+        torch.testing.assert_close(module.weight, expected, rtol=1e-5, atol=1e-6)
+    # The adapters were unloaded: the modules the fast path runs are the plain ones.
+    assert not any(isinstance(m, LoraLayer) for m in unet.modules())
+    assert type(unet.get_submodule(name)) is torch.nn.Linear
 
 
 def test_cancel_on_the_fast_path_stops_within_one_step(models, reference_crop) -> None:
@@ -191,3 +198,17 @@ def test_speed_settings_are_saved_with_the_model_settings(tmp_path) -> None:
     assert (again.fast_path, again.low_memory, again.compile) == ("off", "on", "on")
     (tmp_path / "old.json").write_text('{"models": {}, "device": "auto"}')  # written before the fast path
     assert load_settings(tmp_path / "old.json").fast_path == "auto"
+
+
+def test_training_leaves_plain_modules_behind(engine, photo_files, tmp_path) -> None:
+    """No peft layer survives a training: the compiled fast path would have to trace the UNet again."""
+    from peft.tuners.lora import LoraLayer
+
+    from megaportrait_desktop.core.diffusion.training import TrainingParams
+
+    models = engine.models()
+    models.set_lora(None)
+    params = TrainingParams(steps=1, resolution=CROP, rank=2, train_text_encoder=True)
+    engine.train_identity([photo_files["grace"]], tmp_path, params)
+    for name in ("unet", "text_encoder"):
+        assert not any(isinstance(m, LoraLayer) for m in models.components[name].modules()), name

@@ -47,9 +47,12 @@ def test_captured_steps_give_the_stock_images(cuda_models, reference_crop, train
     try:
         models.fast = FastRuntime(models.components, models.controlnets, models.choice.device, options, tmp_path)
         first, reports = _stages(models, reference_crop, params)
-        assert len(models.fast.graphs) == 4 and all(s.graph is not None for s in models.fast.graphs._graphs.values())
+        # One step per signature; in low-memory mode Shading and Harmonization share their two slots.
+        signatures = 3 if options.low_memory else 4
+        assert len(models.fast.graphs) == signatures
+        assert all(s.graph is not None for s in models.fast.graphs._graphs.values())
         again, _ = _stages(models, reference_crop, params)  # replays only
-        assert len(models.fast.captures) == 4
+        assert len(models.fast.captures) == signatures
     finally:
         if models.fast is not None:
             models.fast.release_lora()
@@ -61,7 +64,10 @@ def test_captured_steps_give_the_stock_images(cuda_models, reference_crop, train
         assert np.array_equal(first[name], again[name]), name  # a replay is deterministic
         assert _levels(stock[name], first[name]) <= 3, name
     if options.compile:
-        assert sorted(p.suffix for p in tmp_path.rglob("*.bin")) == [".bin"] * 4  # one artefact file per step
+        from megaportrait_desktop.core.diffusion.compiled import saved_steps
+
+        folder = next(p.parent for p in tmp_path.rglob("manifest.json"))
+        assert len(saved_steps(folder)) == 4 and len(list(folder.glob("*.bin"))) == 1  # one file, every step
 
 
 def test_graphed_training_trains_like_the_stock_loop(cuda_models, reference_crop, tmp_path) -> None:

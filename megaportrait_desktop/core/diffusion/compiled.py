@@ -1,6 +1,6 @@
 """``torch.compile`` for the fast path, with the compiled artefacts kept on disk between starts.
 
-Compiling the UNet and ControlNets takes minutes; what it produces (Inductor's generated kernels, the
+Compiling the UNet, the ControlNets and the VAE takes minutes; what it produces (Inductor's generated kernels, the
 AOTAutograd graphs, autotuning results) is saved with ``torch.compiler.save_cache_artifacts`` in a
 folder keyed by the model architecture, dtype, GPU and library versions, one file per step shape
 (:func:`save_artefacts`). The next start loads them all before compiling, so Inductor finds every
@@ -29,14 +29,15 @@ def compile_cache_dir() -> Path:
     return cache_dir() / "compiled"
 
 
-def artefact_key(unet: Any, nets: dict[str, Any], device: torch.device) -> dict[str, str]:
+def artefact_key(models: list[Any], device: torch.device) -> dict[str, str]:
     """What compiled code depends on besides the step's shapes: architectures, dtype, GPU, versions."""
     import diffusers
     import triton
 
     # The architectures, without the "_name_or_path"-style bookkeeping entries.
-    configs = json.dumps([{k: v for k, v in m.config.items() if not k.startswith("_")}
-                          for m in (unet, *nets.values())], sort_keys=True, default=str)
+    configs = json.dumps([{k: v for k, v in m.config.items() if not k.startswith("_")} for m in models],
+                         sort_keys=True, default=str)
+    unet = models[0]
     gpu = torch.cuda.get_device_properties(device) if device.type == "cuda" else None
     return {
         "models": hashlib.sha256(configs.encode()).hexdigest()[:16],
@@ -51,18 +52,20 @@ def key_folder(root: Path, key: dict[str, str]) -> Path:
     return root / digest
 
 
-def compile_modules(unet: Any, nets: dict[str, Any], device: torch.device,
-                    cache_dir: Path | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Compiled callables for the UNet and each ControlNet (compilation happens on their first call).
+def compile_modules(unet: Any, nets: dict[str, Any], vae: Any, device: torch.device,
+                    cache_dir: Path | None = None) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Compiled callables for the UNet, each ControlNet and the VAE's encoder and decoder (each compiles
+    on its first call), over the same modules and weights.
 
-    Loads every artefact file saved for the same key first. Returns the callables and a report:
-    the key, its folder and how many artefact files were loaded.
+    Loads every artefact file saved for the same key first. Returns the UNet's, the ControlNets' (by
+    role), the VAE parts' (``encoder``, ``decoder``) and a report: the key, its folder and how many
+    artefact files were loaded.
     """
     import os
 
     import torch._inductor.config as inductor
 
-    key = artefact_key(unet, nets, device)
+    key = artefact_key([unet, *nets.values(), vae], device)
     folder = key_folder(cache_dir or compile_cache_dir(), key)
     folder.mkdir(parents=True, exist_ok=True)
     # Inductor's own on-disk caches go beside the artefacts (its default is a temporary folder).
@@ -76,27 +79,42 @@ def compile_modules(unet: Any, nets: dict[str, Any], device: torch.device,
     inductor.conv_1x1_as_mm = True
     compiled_unet = torch.compile(unet, fullgraph=True, dynamic=False)
     compiled_nets = {role: torch.compile(net, fullgraph=True, dynamic=False) for role, net in nets.items()}
+    vae_parts = {name: torch.compile(getattr(vae, name), fullgraph=True, dynamic=False)
+                 for name in ("encoder", "decoder")}
     report = {"key": key, "folder": str(folder), "artefact_files_loaded": loaded,
               "load_seconds": time.perf_counter() - started}
-    return compiled_unet, compiled_nets, report
+    return compiled_unet, compiled_nets, vae_parts, report
 
 
-def save_artefacts(folder: Path, signature: str, seconds: float) -> Path | None:
-    """Save what this process compiled so far, as the artefacts of the step ``signature``.
+def saved_steps(folder: Path) -> set[str]:
+    """The step signatures whose compiled artefacts are already in ``folder``."""
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        return set()
+    return {step["signature"] for step in json.loads(manifest.read_text())["steps"].values()}
 
-    Records in the folder's manifest how long the first compile and capture of that step took.
-    Returns the file written, or ``None`` when there was nothing to save.
+
+def save_artefacts(folder: Path, captures: list[dict[str, Any]], previous: Path | None = None) -> Path | None:
+    """Save what this process compiled so far, as the artefacts of the step signatures in ``captures``
+    (each ``{"step": signature, "seconds": first compile and capture}``), recorded in the manifest.
+
+    Torch hands out everything compiled since the process started, so the file replaces ``previous``,
+    this process's earlier file. Returns the file written, or ``None`` when there was nothing to save.
     """
     saved = torch.compiler.save_cache_artifacts()
     if saved is None:
         return None
     data, _ = saved
-    name = hashlib.sha256(signature.encode()).hexdigest()[:16]
+    name = hashlib.sha256("\n".join(sorted(c["step"] for c in captures)).encode()).hexdigest()[:16]
     path = folder / f"{name}.bin"
     write_bytes_atomically(path, data)
+    if previous is not None and previous != path:
+        previous.unlink(missing_ok=True)
     manifest_path = folder / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"steps": {}}
-    manifest["steps"][name] = {"signature": signature, "first_compile_seconds": round(seconds, 1),
-                               "bytes": len(data), "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    for c in captures:
+        manifest["steps"][hashlib.sha256(c["step"].encode()).hexdigest()[:16]] = {
+            "signature": c["step"], "first_compile_seconds": round(c["seconds"], 1), "file": path.name,
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_bytes_atomically(manifest_path, json.dumps(manifest, indent=2).encode())
     return path

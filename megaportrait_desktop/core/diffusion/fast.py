@@ -7,8 +7,8 @@ keeps the stock models, scheduler and preparation, and changes how a step is iss
 - each stage's ControlNets + UNet + guidance step is one CUDA graph (:mod:`.graphs`), replayed
   every step; cuDNN times its algorithms once, before the capture, and the graph keeps the fastest;
 - the identity LoRA is folded into the weights at the stage's scale (:mod:`.lora_fusion`);
-- optionally (:attr:`FastOptions.compile`), the UNet and ControlNets are compiled with
-  ``torch.compile`` first, their artefacts cached on disk (:mod:`.compiled`);
+- with :attr:`FastOptions.compile` (the app's default), the UNet, ControlNets and VAE are compiled with
+  ``torch.compile`` in channels-last first, their artefacts cached on disk (:mod:`.compiled`);
 - in low-memory mode, only the ControlNets a stage uses sit on the GPU (:mod:`.controlnet_slots`).
 
 The output matches the stock path's up to kernel rounding (the benchmark measures it), so it is the
@@ -17,7 +17,9 @@ default on CUDA; ``ModelSettings.fast_path = "off"`` turns it off.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +41,12 @@ class FastOptions:
     graphs:
         Capture each stage's step as a CUDA graph (the main gain; CUDA only).
     compile:
-        ``torch.compile`` the UNet and ControlNets before capturing (fuses elementwise work; the
-        first start compiles for minutes, later starts load the cached artefacts).
+        ``torch.compile`` the UNet, ControlNets and VAE before capturing (fuses the elementwise work;
+        the first start compiles for minutes, later starts load the cached artefacts). Implies
+        ``channels_last``.
     channels_last:
-        Convolution weights and activations in NHWC, the layout the tensor cores read best.
+        Convolution weights and activations in NHWC, the layout Hopper's convolution kernels read
+        (in NCHW cuDNN transposes every input: a quarter of an eager step's GPU time).
     low_memory:
         Keep peak GPU memory of the whole pipeline under 8 GiB: ControlNets wait in pinned CPU
         memory and are copied into two GPU slots when a stage needs them.
@@ -79,9 +83,12 @@ class FastRuntime:
         self.compile_report: dict[str, Any] = {}
         #: Each step captured so far and how long it took (compiling included, when compiled).
         self.captures: list[dict[str, Any]] = []
-        if options.channels_last:
-            for module in (components["unet"], components["vae"], *controlnets.values()):
+        self._artefacts: Path | None = None
+        if options.channels_last or options.compile:
+            for module in (components["unet"], *controlnets.values()):
                 module.to(memory_format=torch.channels_last)
+            if options.compile:  # eager, the VAE is faster in NCHW; compiled, in channels-last
+                components["vae"].to(memory_format=torch.channels_last)
         self.slots = None
         if options.low_memory and controlnets:
             from .controlnet_slots import ControlNetSlots
@@ -92,38 +99,44 @@ class FastRuntime:
             nets = controlnets
         self._unet: Any = components["unet"]
         self._nets: dict[str, Any] = dict(nets)
+        self._vae_parts: dict[str, Any] = {}
         if options.compile:
             from .compiled import compile_modules
 
-            self._unet, self._nets, self.compile_report = compile_modules(
-                components["unet"], self._nets, device, cache_dir)
+            self._unet, self._nets, self._vae_parts, self.compile_report = compile_modules(
+                components["unet"], self._nets, components["vae"], device, cache_dir)
 
     # ------------------------------------------------------------------------------------------ LoRA
 
+    def take_lora(self, adapter: str) -> None:
+        """Read ``adapter`` from the peft layers loaded into the UNet and text encoder; the caller then
+        unloads those layers (the fast path folds the LoRA into the weights instead)."""
+        self.lora_changed()
+        c = self.components
+        self.fused = FusedLora([c["unet"], c["text_encoder"]], adapter)
+
     def lora_changed(self) -> None:
-        """The peft adapter was loaded, swapped or removed: restore the base weights, fold anew later."""
+        """Another LoRA, or none: the exact base weights back, the old one forgotten."""
         if self.fused is not None:
             self.fused.restore()
         self.fused = None
         self._lora_generation += 1
 
-    def fold_lora(self, adapter: str | None, scale: float) -> None:
-        """Fold ``adapter`` (loaded as peft layers) into the weights at ``scale``; ``None``: no LoRA."""
-        if adapter is None:
-            return
-        if self.fused is None:
-            c = self.components
-            self.fused = FusedLora([c["unet"], c["text_encoder"]], adapter)
-        self.fused.apply(scale)
-
-    def text_weights_token(self) -> tuple:
-        """Changes whenever the text encoder's weights may have changed (for the prompt cache)."""
-        return (self._lora_generation, self.fused.scale if self.fused is not None else None)
+    def fold_lora(self, scale: float) -> None:
+        """The LoRA (if any) folded into the weights at ``scale`` for the next calls."""
+        if self.fused is not None:
+            self.fused.apply(scale)
 
     def release_lora(self) -> None:
-        """Give the stock path its exact base weights and live adapters back."""
+        """The exact base weights back (the stock path runs the LoRA as adapters)."""
         if self.fused is not None:
             self.fused.restore()
+
+    def text_weights_token(self) -> tuple:
+        """Changes whenever the text encoder's weights may have changed (for the prompt cache): with
+        another LoRA, or at another scale of a LoRA that adapts the text encoder."""
+        text_scale = self.fused.scale if self.fused is not None and self.fused.touches(1) else None
+        return (self._lora_generation, text_scale)
 
     # ----------------------------------------------------------------------------------------- calls
 
@@ -144,9 +157,24 @@ class FastRuntime:
         saved = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = True
         try:
-            return self.sampler(pipe, kind, roles, **call)
+            with self._compiled_vae():
+                return self.sampler(pipe, kind, roles, **call)
         finally:
             torch.backends.cudnn.benchmark = saved
+
+    @contextlib.contextmanager
+    def _compiled_vae(self) -> Iterator[None]:
+        """The VAE's compiled encoder and decoder in place for this call only, so diffusers' own encode and
+        decode (and the pipelines' latent preparation) run them, and the stock path never sees them."""
+        vae = self.components["vae"]
+        saved = {name: getattr(vae, name) for name in self._vae_parts}
+        for name, part in self._vae_parts.items():
+            setattr(vae, name, part)
+        try:
+            yield
+        finally:
+            for name, part in saved.items():
+                setattr(vae, name, part)
 
     def step(self, roles: tuple[str, ...], cfg: bool, latents: torch.Tensor, embeds: torch.Tensor,
              controls: list[torch.Tensor]) -> StepGraph:
@@ -164,7 +192,14 @@ class FastRuntime:
         if new and self.graphs.enabled:
             self.captures.append({"step": repr(key), "seconds": step.capture_seconds})
             if self.options.compile:
-                from .compiled import save_artefacts
-
-                save_artefacts(Path(self.compile_report["folder"]), repr(key), step.capture_seconds)
+                self._save_compiled()
         return step
+
+    def _save_compiled(self) -> None:
+        """Keep what was compiled on disk, unless every captured step's artefacts are there already."""
+        from .compiled import save_artefacts, saved_steps
+
+        folder = Path(self.compile_report["folder"])
+        if {c["step"] for c in self.captures} <= saved_steps(folder):
+            return
+        self._artefacts = save_artefacts(folder, self.captures, self._artefacts)

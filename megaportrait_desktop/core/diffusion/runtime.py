@@ -43,6 +43,8 @@ class LoadedModels:
     #: The fast path over these models (CUDA graphs, folded LoRA); ``None``: stock diffusers calls.
     fast: FastRuntime | None = None
     _pipes: dict[str, Any] = field(default_factory=dict)
+    #: The LoRA loaded as peft adapters (the stock path's form) and the scale they are set to.
+    _adapters: str | None = None
     _adapter_scale: float | None = None
 
     def controlnet(self, role: str) -> Any:
@@ -51,25 +53,27 @@ class LoadedModels:
         return self.controlnets[role]
 
     def set_lora(self, path: str | None) -> None:
-        """Load the identity LoRA (or unload it with ``None``); a no-op when it is already loaded."""
+        """Use the identity LoRA at ``path`` (``None``: none); a no-op when it is already in use.
+
+        The stock path runs it as peft adapters. The fast path reads it from those adapters once, folds
+        it into the weights per call, and unloads the adapters so its compiled modules keep one shape.
+        """
         if path == self.lora:
             return
+        if path is not None:
+            lora = Path(path)
+            if lora.suffix.lower() != ".safetensors":
+                raise UnsafeModelError(f"{lora.name}: the identity LoRA must be a .safetensors file (pickle files "
+                                       "can run code when loaded).")
+            if not lora.is_file():
+                raise ModelMissingError(f"The identity LoRA {lora} does not exist; train one with train-identity.")
         if self.fast is not None:
             self.fast.lora_changed()
-        pipe = self._lora_pipe()
-        self._adapter_scale = None
-        if self.lora is not None:
-            pipe.delete_adapters(LORA_ADAPTER)
-            self.lora = None
+        self._unload_adapters()
+        self.lora = None
         if path is None:
             return
-        lora = Path(path)
-        if lora.suffix.lower() != ".safetensors":
-            raise UnsafeModelError(f"{lora.name}: the identity LoRA must be a .safetensors file (pickle files can "
-                                   "run code when loaded).")
-        if not lora.is_file():
-            raise ModelMissingError(f"The identity LoRA {lora} does not exist; train one with train-identity.")
-        pipe.load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=LORA_ADAPTER)
+        self._load_adapters(str(path))  # a damaged file fails here, whichever path runs next
         self.lora = str(path)
 
     def set_lora_scale(self, scale: float) -> None:
@@ -81,15 +85,32 @@ class LoadedModels:
         the images of ``pipe(**call)``, from the fast path where it handles the call, else the stock pipeline."""
         pipe = self.prepare(kind, *roles)
         if self.fast is not None and self.fast.handles(pipe, kind):
-            self.fast.fold_lora(LORA_ADAPTER if self.lora is not None else None, self.lora_scale)
-            self._adapter_scale = self.lora_scale if self.lora is not None else None  # folding set the adapters' scale
+            if self.lora is not None and self.fast.fused is None:
+                if self._adapters != self.lora:
+                    self._load_adapters(self.lora)
+                self.fast.take_lora(LORA_ADAPTER)
+            self._unload_adapters()  # the fast path folds the LoRA itself
+            self.fast.fold_lora(self.lora_scale)
             return self.fast.generate(pipe, kind, roles, **call)
         if self.fast is not None:
             self.fast.release_lora()
-        if self.lora is not None and self._adapter_scale != self.lora_scale:
-            self._lora_pipe().set_adapters([LORA_ADAPTER], adapter_weights=[self.lora_scale])
-            self._adapter_scale = self.lora_scale
+        if self.lora is not None:
+            if self._adapters != self.lora:
+                self._load_adapters(self.lora)
+            if self._adapter_scale != self.lora_scale:
+                self._lora_pipe().set_adapters([LORA_ADAPTER], adapter_weights=[self.lora_scale])
+                self._adapter_scale = self.lora_scale
         return pipe(**call).images
+
+    def _load_adapters(self, path: str) -> None:
+        lora = Path(path)
+        self._lora_pipe().load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=LORA_ADAPTER)
+        self._adapters, self._adapter_scale = path, None
+
+    def _unload_adapters(self) -> None:
+        if self._adapters is not None:
+            self._lora_pipe().unload_lora_weights()
+            self._adapters, self._adapter_scale = None, None
 
     def _lora_pipe(self) -> Any:
         """A plain pipeline over the shared UNet and text encoder: LoRA loading needs one, no ControlNet."""

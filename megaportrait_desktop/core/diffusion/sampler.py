@@ -5,7 +5,9 @@ Python and synchronises with the GPU several times a step. So this module runs t
 through the pipeline's own methods (prompt encoding, image and control-image preprocessing,
 timesteps, latents) and the same loop, but the ControlNets, UNet and guidance of each step are one
 :class:`~.graphs.StepGraph` call, and the loop avoids the stock loop's host round trips (the
-scheduler's noise levels live on the GPU; the inpaint blend indexes them there). It also encodes an
+scheduler's noise levels live on the GPU; the inpaint blend indexes them there; UniPC's small linear
+solve skips its error check, :func:`solve_without_host_check`), so the CPU prepares the next step
+while the GPU runs this one. It also encodes an
 init image once when the pair's two calls share it. Everything else, and every random draw and its
 order, is the stock pipeline's, so on the same device and kernels both give the same image.
 
@@ -15,7 +17,8 @@ and returns what ``pipe(...).images`` returns for ``output_type="np"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -46,6 +49,32 @@ def denoise_step(unet: Callable, controlnets: list[Callable], cfg: bool, latents
         return noise
     uncond, text = noise.chunk(2)
     return uncond + guidance * (text - uncond)
+
+
+@contextlib.contextmanager
+def solve_without_host_check(device: torch.device) -> Iterator[None]:
+    """``torch.linalg.solve`` without its error check, inside the block (on CUDA).
+
+    UniPC's corrector solves a 2×2 system with ``torch.linalg.solve`` every step, and the check
+    copies the solver's status to the host: the CPU waits for the GPU to finish the step, and the GPU
+    then idles for the ~3 ms the scheduler takes in Python. ``solve_ex`` computes the same solution
+    and leaves the status on the GPU (the system is a Vandermonde matrix of distinct noise levels,
+    never singular). Only the scheduler step runs inside the block; nothing else on the worker
+    thread solves systems meanwhile.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    checked = torch.linalg.solve
+
+    def unchecked(a: torch.Tensor, b: torch.Tensor, *, left: bool = True) -> torch.Tensor:
+        return torch.linalg.solve_ex(a, b, left=left)[0]
+
+    torch.linalg.solve = unchecked
+    try:
+        yield
+    finally:
+        torch.linalg.solve = checked
 
 
 class Sampler:
@@ -115,7 +144,8 @@ class Sampler:
         for i, t in enumerate(timesteps):
             step.set(latents=scheduler.scale_model_input(latents, t), t=t)
             noise_pred = step()
-            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            with solve_without_host_check(device):
+                latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
             if kind == "inpaint":
                 proper = image_latents
                 if i < len(timesteps) - 1:

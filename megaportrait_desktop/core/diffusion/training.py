@@ -318,9 +318,16 @@ def _load_checkpoint(path: Path, params: TrainingParams, trainable: dict[str, to
 
 
 def _remove_adapters(unet, text_encoder) -> None:
-    """Leave the shared base models as they came: no training adapter, no gradients."""
+    """Leave the shared base models as they came: no training adapter, no peft layers, no gradients.
+
+    The layers go too, not only the adapter: the fast path compiled the plain modules, and a
+    wrapper left in place would make it trace (and maybe compile) them again.
+    """
+    from diffusers.utils.peft_utils import recurse_remove_peft_layers
+
     for model in (unet, text_encoder):
         # It may never have got one (the text encoder when only the UNet trains).
         with contextlib.suppress(ValueError, KeyError, AttributeError):
             model.delete_adapters([_ADAPTER]) if hasattr(model, "delete_adapters") else model.delete_adapter(_ADAPTER)
+        recurse_remove_peft_layers(model)
         model.requires_grad_(False)
