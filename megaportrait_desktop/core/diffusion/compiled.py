@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,41 @@ import torch
 from ..atomic_write import write_bytes_atomically
 
 MANIFEST = "manifest.json"
+#: Why Inductor or AOTAutograd did not cache a graph, as they logged it (for the compile report).
+_BYPASSES: list[str] = []
+
+
+class _BypassLog(logging.Handler):
+    """Keeps the caches' bypass messages (logged at INFO, which torch does not show); passes warnings on."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "ypass" in message or "unable to" in message:
+            _BYPASSES.append(message[:300])
+        if record.levelno >= logging.WARNING:
+            logging.getLogger("torch").handle(record)
+
+
+def watch_cache_bypasses() -> None:
+    """Collect the caches' bypass messages from now on (once per process)."""
+    for name in ("torch._inductor.codecache", "torch._functorch._aot_autograd.autograd_cache"):
+        logger = logging.getLogger(name)
+        if any(isinstance(h, _BypassLog) for h in logger.handlers):
+            continue
+        logger.addHandler(_BypassLog(logging.INFO))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # INFO records would otherwise reach torch's console handler
+
+
+def cache_report() -> dict[str, Any]:
+    """This process's compile-cache hits, misses and bypasses (with reasons) and Dynamo's time per phase."""
+    from torch._dynamo.utils import compile_times, counters
+
+    stats = {f"{group}.{k}": v for group in ("inductor", "aot_autograd") for k, v in counters[group].items()
+             if "cache" in k}
+    headers, values = compile_times(repr="csv", aggregate=True)
+    phases = {h: round(float(v), 1) for h, v in zip(headers, values, strict=False) if float(v) >= 1.0}
+    return {"counters": stats, "bypasses": sorted(set(_BYPASSES))[:10], "seconds_by_phase": phases}
 
 
 def compile_cache_dir() -> Path:
@@ -65,6 +101,7 @@ def compile_modules(unet: Any, nets: dict[str, Any], vae: Any, device: torch.dev
 
     import torch._inductor.config as inductor
 
+    watch_cache_bypasses()
     key = artefact_key([unet, *nets.values(), vae], device)
     folder = key_folder(cache_dir or compile_cache_dir(), key)
     folder.mkdir(parents=True, exist_ok=True)

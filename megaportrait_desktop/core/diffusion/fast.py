@@ -184,9 +184,9 @@ class FastRuntime:
                latents.dtype)
         fn = functools.partial(denoise_step, self._unet, [self._nets[s] for s in slots], cfg)
         scalar = functools.partial(torch.ones, (), dtype=torch.float32, device=self.device)
-        inputs = {"latents": latents, "t": torch.zeros((), dtype=torch.long, device=self.device),
-                  "embeds": embeds, "controls": list(controls), "scales": [scalar() for _ in roles],
-                  "guidance": scalar()}
+        inputs = {"latents": self.layout(latents), "t": torch.zeros((), dtype=torch.long, device=self.device),
+                  "embeds": embeds, "controls": [self.layout(c) for c in controls],
+                  "scales": [scalar() for _ in roles], "guidance": scalar()}
         new = key not in self.graphs
         step = self.graphs.get(key, fn, inputs)
         if new and self.graphs.enabled:
@@ -194,6 +194,16 @@ class FastRuntime:
             if self.options.compile:
                 self._save_compiled()
         return step
+
+    def layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` in the one layout compiled code is built for (contiguous), when compiling.
+
+        Compiled code is specialised to its inputs' strides, and the same input arrives in either layout
+        depending on the stage (img2img latents from the channels-last VAE, inpaint latents repeated into
+        a new tensor, control images from PIL or from a tensor): one layout keeps one compiled graph.
+        Uncompiled, tensors keep the layout the stock pipeline would give them.
+        """
+        return tensor.contiguous() if self.options.compile else tensor
 
     def _save_compiled(self) -> None:
         """Keep what was compiled on disk, unless every captured step's artefacts are there already."""

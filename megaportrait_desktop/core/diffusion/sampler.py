@@ -121,6 +121,7 @@ class Sampler:
         if kind == "inpaint":
             init = pipe.image_processor.preprocess(image, height=height, width=width, crops_coords=None,
                                                    resize_mode="default").to(dtype=torch.float32)
+            init = self.runtime.layout(init)
             mask = pipe.mask_processor.preprocess(mask_image, height=height, width=width, resize_mode="default",
                                                   crops_coords=None)
             latents, noise, image_latents = pipe.prepare_latents(
@@ -156,7 +157,7 @@ class Sampler:
                 out = callback_on_step_end(pipe, i, t, {"latents": latents})
                 latents = out.pop("latents", latents)
 
-        decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+        decoded = pipe.vae.decode(self.runtime.layout(latents / pipe.vae.config.scaling_factor), return_dict=False)[0]
         return pipe.image_processor.postprocess(decoded, output_type="np", do_denormalize=[True] * decoded.shape[0])
 
     # ------------------------------------------------------------------------------------ preparation
@@ -191,7 +192,7 @@ class Sampler:
             dist = self._encoded[1]
         else:
             pixels = pipe.image_processor.preprocess(images[0], height=height, width=width).to(dtype=torch.float32)
-            dist = pipe.vae.encode(pixels.to(device=device, dtype=dtype)).latent_dist
+            dist = pipe.vae.encode(self.runtime.layout(pixels.to(device=device, dtype=dtype))).latent_dist
             self._encoded = (images[0], dist)
         generators = generator if isinstance(generator, list) else [generator]
         if len(generators) != batch:
