@@ -84,6 +84,10 @@ class FastRuntime:
         #: Each step captured so far and how long it took (compiling included, when compiled).
         self.captures: list[dict[str, Any]] = []
         self._artefacts: Path | None = None
+        # No gradients for inference, and one state for compiled code: a parameter's requires_grad is part
+        # of the compile cache's key, and a training (which turns it off) would otherwise change it.
+        for module in (components["unet"], components["vae"], components["text_encoder"], *controlnets.values()):
+            module.requires_grad_(False)
         if options.channels_last or options.compile:
             for module in (components["unet"], *controlnets.values()):
                 module.to(memory_format=torch.channels_last)
