@@ -32,6 +32,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, roles: tuple[str, ...] 
     group.add_argument("--save-models", action="store_true",
                        help="remember the models given here in the model settings file")
     group.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], help="where to compute")
+    group.add_argument("--fast-path", choices=["auto", "on", "off"],
+                       help="the GPU fast path for this command (default: the settings, on for CUDA); off runs the "
+                            "stock diffusers calls")
+    group.add_argument("--low-memory", choices=["auto", "on", "off"],
+                       help="the fast path's low-memory mode (under 8 GiB) for this command")
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -76,6 +81,11 @@ def engine_from_args(args: argparse.Namespace):
             settings = settings.with_model(role, ModelSpec(_local(value), configs.get(role)))
         elif role in configs and role in settings.models:
             settings = settings.with_model(role, ModelSpec(settings.models[role].source, configs[role]))
+    from dataclasses import replace
+
+    for flag in ("fast_path", "low_memory"):
+        if getattr(args, flag, None):
+            settings = replace(settings, **{flag: getattr(args, flag)})
     if getattr(args, "save_models", False):
         print(f"Saved the model choices to {save_settings(settings, path)}", file=sys.stderr)
     return DiffusionEngine(settings)

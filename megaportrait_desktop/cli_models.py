@@ -52,10 +52,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     off = cmds.add_parser("offline", help="offline mode: 'on' forbids every network access; no argument shows it")
     off.add_argument("state", nargs="?", choices=["on", "off"])
 
+    speed = cmds.add_parser("speed", help="the GPU fast path (CUDA graphs, compiled models, low-memory mode); "
+                                          "no option shows the settings and what this machine gets")
+    for name, what in (("fast-path", "the fast path on CUDA (auto = on; off = stock diffusers calls)"),
+                       ("compile", "compile the models (auto = on: ~1 s runs, minutes once at the first start)"),
+                       ("low-memory", "keep the whole pipeline under 8 GiB of GPU memory (auto = on GPUs of 12 GB "
+                                      "or less)")):
+        speed.add_argument(f"--{name}", choices=["auto", "on", "off"], help=what)
+
 
 def run(args: argparse.Namespace) -> int:
     return {"list": _list, "install-pack": _install, "verify-pack": _verify, "pack": _pack, "download": _download,
-            "set": _set, "accept-licence": _accept, "offline": _offline}[args.models_command](args)
+            "set": _set, "accept-licence": _accept, "offline": _offline, "speed": _speed}[args.models_command](args)
 
 
 def _size(n: int) -> str:
@@ -189,4 +197,29 @@ def _offline(args: argparse.Namespace) -> int:
         settings = replace(settings, offline=args.state == "on")
         save_settings(settings)
     print(f"offline mode: {'on' if settings.offline else 'off'}")
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .core.diffusion.models import load_settings, save_settings
+
+    settings = load_settings()
+    changes = {field: value for field, value in (("fast_path", args.fast_path), ("compile", args.compile),
+                                                 ("low_memory", args.low_memory)) if value is not None}
+    if changes:
+        settings = replace(settings, **changes)
+        save_settings(settings)
+    print(f"fast path: {settings.fast_path}; compile: {settings.compile}; low memory: {settings.low_memory}")
+    try:
+        from .core.diffusion.devices import choose_device
+    except ImportError:
+        print("this installation has no diffusion engine (no PyTorch)")
+        return 0
+    choice = choose_device(settings.device, settings.precision, settings.offload, settings.fast_path,
+                           settings.low_memory, settings.compile)
+    why_not = "" if choice.fast is not None else (
+        "; stock diffusers calls (the fast path needs a CUDA GPU without CPU offload, and fast path not off)")
+    print(f"this machine: {choice.describe()}{why_not}")
     return 0

@@ -14,6 +14,7 @@ import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -63,6 +64,14 @@ class ModelManagerDialog(QDialog):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.offline = QCheckBox("Offline mode (never use the network)")
+        self.fast_path = QCheckBox("Fast GPU path")
+        self.fast_path.setToolTip("On NVIDIA GPUs: compiled models and recorded steps, about a second per portrait "
+                                  "instead of ten. The first run after each start prepares it (minutes the very "
+                                  "first time). Off: the stock diffusers calls.")
+        self.low_memory = QComboBox()
+        self.low_memory.addItems(["Auto", "On", "Off"])
+        self.low_memory.setToolTip("Low-memory mode keeps the whole pipeline under 8 GiB of GPU memory (ControlNets "
+                                   "wait in system memory), a few percent slower. Auto: on GPUs of 12 GB or less.")
         self.install_button = self._button("Install pack…", "mdi6.package-down", self._on_install_clicked)
         self.choose_button = self._button("Choose checkpoint…", "mdi6.file-cog", self._on_choose_clicked)
         self.download_button = self._button("Download", "mdi6.download", self._on_download_clicked)
@@ -77,13 +86,22 @@ class ModelManagerDialog(QDialog):
         actions.addWidget(self.offline)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
+        speed = QHBoxLayout()
+        speed.addWidget(self.fast_path)
+        speed.addSpacing(16)
+        speed.addWidget(QLabel("Low-memory mode:"))
+        speed.addWidget(self.low_memory)
+        speed.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addLayout(actions)
+        layout.addLayout(speed)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(buttons)
         self.offline.toggled.connect(self._on_offline_toggled)
+        self.fast_path.toggled.connect(self._on_fast_path_toggled)
+        self.low_memory.currentIndexChanged.connect(self._on_low_memory_changed)
         self.download_progress.connect(self._on_download_progress)
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
         self.refresh()
@@ -125,6 +143,11 @@ class ModelManagerDialog(QDialog):
         self.states = states
         with _blocked(self.offline):
             self.offline.setChecked(settings.offline)
+        with _blocked(self.fast_path):
+            self.fast_path.setChecked(settings.fast_path != "off")
+        with _blocked(self.low_memory):
+            self.low_memory.setCurrentIndex(["auto", "on", "off"].index(settings.low_memory)
+                                            if settings.low_memory in ("auto", "on", "off") else 0)
         self.table.setRowCount(len(states))
         for row, s in enumerate(states):
             icon, color = STATE_ICONS[s.state]
@@ -211,6 +234,17 @@ class ModelManagerDialog(QDialog):
 
         save_settings(replace(load_settings(), offline=checked))
         self.download_button.setEnabled(not checked)
+
+    def _on_fast_path_toggled(self, checked: bool) -> None:
+        from ..core.diffusion.models import load_settings, save_settings
+
+        # The GPU worker reads the settings at its next job and reloads the models for the other path.
+        save_settings(replace(load_settings(), fast_path="auto" if checked else "off"))
+
+    def _on_low_memory_changed(self, index: int) -> None:
+        from ..core.diffusion.models import load_settings, save_settings
+
+        save_settings(replace(load_settings(), low_memory=("auto", "on", "off")[index]))
 
     def _on_table_selection_changed(self) -> None:
         from ..core.diffusion.models import ROLES

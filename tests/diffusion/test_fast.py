@@ -212,3 +212,16 @@ def test_training_leaves_plain_modules_behind(engine, photo_files, tmp_path) -> 
     engine.train_identity([photo_files["grace"]], tmp_path, params)
     for name in ("unet", "text_encoder"):
         assert not any(isinstance(m, LoraLayer) for m in models.components[name].modules()), name
+
+
+def test_the_fast_path_runs_the_models_in_one_inference_state(models) -> None:
+    """Eval mode and no gradients, whatever ran before (a training leaves eval mode, a fresh model may not):
+    both change what torch.compile traces or its cache key, so a state left by a training would make the
+    next start compile again."""
+    unet = models.components["unet"]
+    unet.train()
+    unet.requires_grad_(True)
+    models.fast = _fast(models)
+    for module in (unet, models.components["vae"], models.components["text_encoder"], *models.controlnets.values()):
+        assert not module.training
+        assert not any(p.requires_grad for p in module.parameters())

@@ -61,3 +61,17 @@ def test_offline_mode_checkbox_is_saved(dialog) -> None:
     assert dialog.download_button.isEnabled()
     dialog.offline.setChecked(True)
     assert load_settings().offline and not dialog.download_button.isEnabled()
+
+
+def test_fast_path_and_low_memory_settings_are_saved(dialog) -> None:
+    from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
+    from megaportrait_desktop.core.diffusion.models import load_settings
+
+    assert dialog.fast_path.isChecked() and dialog.low_memory.currentText() == "Auto"  # the defaults
+    dialog.fast_path.setChecked(False)
+    assert load_settings().fast_path == "off"
+    assert DiffusionEngine().device("cpu").fast is None  # what the app's worker reads at its next job
+    dialog.low_memory.setCurrentText("On")
+    assert load_settings().low_memory == "on" and load_settings().fast_path == "off"
+    dialog.fast_path.setChecked(True)
+    assert load_settings().fast_path == "auto"

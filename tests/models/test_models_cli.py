@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from megaportrait_desktop.cli import main
 from megaportrait_desktop.core.diffusion import models
 from megaportrait_desktop.core.paths import models_dir
@@ -64,3 +66,23 @@ def test_set_offline_and_download(raw_tiny_models, capsys, no_network) -> None:
     assert "Offline mode is on" in capsys.readouterr().err
     assert no_network == []
     assert main(["models", "offline", "off"]) == 0 and not models.load_settings().offline
+
+
+def test_speed_settings_from_the_command_line(capsys) -> None:
+    assert main(["models", "speed"]) == 0
+    out = capsys.readouterr().out
+    assert "fast path: auto; compile: auto; low memory: auto" in out and "this machine: cpu" in out
+    assert main(["models", "speed", "--fast-path", "off", "--low-memory", "on"]) == 0
+    settings = models.load_settings()
+    assert (settings.fast_path, settings.low_memory, settings.compile) == ("off", "on", "auto")
+    with pytest.raises(SystemExit):  # argparse refuses it
+        main(["models", "speed", "--compile", "fastest"])
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err
+    # A per-command flag overrides the saved choice for that command only.
+    from megaportrait_desktop.cli import build_parser
+    from megaportrait_desktop.cli_diffusion import engine_from_args
+
+    args = build_parser().parse_args(["run", "--identity", "x", "--reference", "y", "--out", "z", "--engine",
+                                      "diffusion", "--fast-path", "on"])
+    assert engine_from_args(args).settings.fast_path == "on"
+    assert models.load_settings().fast_path == "off"

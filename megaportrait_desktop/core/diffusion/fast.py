@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,10 @@ import torch
 from .graphs import GraphCache, StepGraph
 from .lora_fusion import FusedLora
 from .sampler import Sampler, denoise_step
+
+PREPARING = "Preparing the fast path for this step (a few seconds, once per session)"
+PREPARING_COMPILED = ("Compiling the models for this GPU: a few minutes the first time, a minute or two at later "
+                      "starts (most of it comes from the cache); then each run takes about a second")
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,14 @@ class FastRuntime:
         self.compile_report: dict[str, Any] = {}
         #: Each step captured so far and how long it took (compiling included, when compiled).
         self.captures: list[dict[str, Any]] = []
+        #: Told before a step is recorded for the first time (set per call by :meth:`LoadedModels.generate`).
+        self.on_prepare: Callable[[str], None] | None = None
         self._artefacts: Path | None = None
-        # No gradients for inference, and one state for compiled code: a parameter's requires_grad is part
-        # of the compile cache's key, and a training (which turns it off) would otherwise change it.
+        # Inference state, and one state for compiled code: the train/eval flag changes the traced graph and a
+        # parameter's requires_grad is part of the compile cache's key; a training (which ends in eval mode
+        # with gradients off) would otherwise make the next start compile again.
         for module in (components["unet"], components["vae"], components["text_encoder"], *controlnets.values()):
+            module.eval()
             module.requires_grad_(False)
         if options.channels_last or options.compile:
             for module in (components["unet"], *controlnets.values()):
@@ -192,6 +200,8 @@ class FastRuntime:
                   "embeds": embeds, "controls": [self.layout(c) for c in controls],
                   "scales": [scalar() for _ in roles], "guidance": scalar()}
         new = key not in self.graphs
+        if new and self.graphs.enabled and self.on_prepare is not None:
+            self.on_prepare(PREPARING_COMPILED if self.options.compile else PREPARING)
         step = self.graphs.get(key, fn, inputs)
         if new and self.graphs.enabled:
             self.captures.append({"step": repr(key), "seconds": step.capture_seconds})

@@ -55,7 +55,8 @@ def harmonize(models: LoadedModels, pasted: np.ndarray, weight: np.ndarray, para
             mask_image=to_pil(np.repeat(region[:, :, None], 3, axis=2)), control_image=control,
             strength=params.harmonize_denoise, num_inference_steps=steps_for(steps, params.harmonize_denoise),
             guidance_scale=params.guidance_scale, controlnet_conditioning_scale=scale, height=size, width=size,
-            generator=generator(models.choice.device, seed + 3), output_type="np", callback_on_step_end=callback)
+            generator=generator(models.choice.device, seed + 3), output_type="np", callback_on_step_end=callback,
+            on_prepare=lambda text: reporter("harmonize", 0, 1, text))
     generated = output_to_float(out)[0]
     return pasted + weight[:, :, None] * (generated - pasted)
 

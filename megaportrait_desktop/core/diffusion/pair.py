@@ -66,7 +66,8 @@ def generate_pair(models: LoadedModels, crop: np.ndarray, control: np.ndarray, a
                 control_image=[control_image] * len(seeds), strength=s.denoise, num_inference_steps=n_steps,
                 guidance_scale=params.guidance_scale, controlnet_conditioning_scale=s.control, height=size,
                 width=size, generator=[generator(device, sd) for sd in seeds], output_type="np",
-                callback_on_step_end=callback)
+                callback_on_step_end=callback,
+                on_prepare=lambda text: reporter("identity", 0, 1, text))
         return output_to_float(out)
 
     if a == b:

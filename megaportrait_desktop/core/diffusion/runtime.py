@@ -80,11 +80,17 @@ class LoadedModels:
         """The identity LoRA's scale for the next :meth:`generate` calls."""
         self.lora_scale = float(scale)
 
-    def generate(self, kind: str, roles: tuple[str, ...], **call: Any) -> np.ndarray:
+    def generate(self, kind: str, roles: tuple[str, ...], on_prepare: Callable[[str], None] | None = None,
+                 **call: Any) -> np.ndarray:
         """One stage call (``kind``: ``"img2img"`` or ``"inpaint"`` over the ControlNets ``roles``):
-        the images of ``pipe(**call)``, from the fast path where it handles the call, else the stock pipeline."""
+        the images of ``pipe(**call)``, from the fast path where it handles the call, else the stock pipeline.
+
+        ``on_prepare(message)`` is told when the fast path is about to record (and compile) a step it has not
+        run before, which takes from seconds to minutes.
+        """
         pipe = self.prepare(kind, *roles)
         if self.fast is not None and self.fast.handles(pipe, kind):
+            self.fast.on_prepare = on_prepare
             if self.lora is not None and self.fast.fused is None:
                 if self._adapters != self.lora:
                     self._load_adapters(self.lora)

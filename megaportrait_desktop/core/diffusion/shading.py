@@ -35,5 +35,6 @@ def shade(models: LoadedModels, a: np.ndarray, b: np.ndarray, shading: ShadingPa
             num_inference_steps=steps_for(steps, params.shading_denoise), guidance_scale=params.guidance_scale,
             controlnet_conditioning_scale=[params.light_control_weight, params.detail_control_weight],
             height=size, width=size, generator=generator(models.choice.device, seed + 2), output_type="np",
-            callback_on_step_end=callback)
+            callback_on_step_end=callback,
+            on_prepare=lambda text: reporter("shading", 0, 1, text))
     return light, hf, output_to_float(out)[0]

@@ -134,6 +134,8 @@ def build(name: str = "tiny", seed: int = 0, tokenizer_dir: str | Path | None = 
                                cn.controlnet_cond_embedding.conv_out]:
                     torch.nn.init.normal_(module.weight, std=0.02)
             controlnets[role] = cn.to(device)
+    for model in (unet, vae, text_encoder, *controlnets.values()):
+        model.eval()  # as from_pretrained leaves them
     folder = Path(tokenizer_dir) if tokenizer_dir else Path(tempfile.mkdtemp(prefix="mp-tokenizer-"))
     tokenizer = CLIPTokenizer.from_pretrained(str(write_tokenizer(folder)))
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
