@@ -82,12 +82,6 @@ class GraphCache:
             self._graphs[key] = step
         return step
 
-    def clear(self) -> None:
-        """Drop every graph and its memory (models changed shape or place)."""
-        self._graphs.clear()
-        if self.enabled:
-            self._pool = torch.cuda.graph_pool_handle()
-
     def _capture(self, step: StepGraph) -> None:
         import time
 
