@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from megaportrait_desktop.core.diffusion.fast import FastOptions, FastRuntime
+from megaportrait_desktop.core.diffusion.fast import PREPARING, PREPARING_COMPILED, FastOptions, FastRuntime
 from megaportrait_desktop.core.diffusion.harmonize import harmonize
 from megaportrait_desktop.core.diffusion.pair import ImageSettings, generate_pair
 from megaportrait_desktop.core.diffusion.shading import shade
@@ -27,7 +27,8 @@ A, B = ImageSettings(lora_scale=0.3, denoise=0.5, control=1.0), ImageSettings(lo
 
 def _stages(models, crop, params, seed=3):
     """Every kind of stage call: pair (two calls), batched pair, Shading (two ControlNets), Harmonization
-    (inpaint + tile), each at 8 scheduled steps; returns the images and the progress reports."""
+    (inpaint + tile), each at 8 scheduled steps; returns the images and the progress reports, each marked
+    whether it is the fast path's notice that it is preparing (recording or compiling) a step."""
     reports = []
     reporter = Reporter(reports.append)
     control = (crop * 255).astype(np.uint8)
@@ -39,7 +40,9 @@ def _stages(models, crop, params, seed=3):
     weight[16:48, 16:48] = 0.7
     harmonized = harmonize(models, shaded, weight, params, 8, seed, reporter)
     images = {"A": a, "B": b, "batched A": a2, "batched B": b2, "shaded": shaded, "harmonized": harmonized}
-    return images, [(p.stage, p.step, p.total, None if p.preview is None else p.preview.shape) for p in reports]
+    notices = (PREPARING, PREPARING_COMPILED)
+    return images, [(p.stage, p.step, p.total, None if p.preview is None else p.preview.shape, p.message in notices)
+                    for p in reports]
 
 
 @pytest.fixture
