@@ -164,15 +164,10 @@ class FastRuntime:
         """What ``pipe(**call).images`` returns, from the fast loop."""
         if self.slots is not None:
             self.slots.load(roles)
-        # cuDNN times its algorithms once per shape, during the warm-up before a capture; the graph keeps
-        # the choice. Only for this call: the stock path keeps diffusers' defaults.
-        saved = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = True
-        try:
-            with self._compiled_vae():
-                return self.sampler(pipe, kind, roles, **call)
-        finally:
-            torch.backends.cudnn.benchmark = saved
+        # cuDNN's autotuning stays off (its default), as on the stock path: on an H100 it made every start
+        # of the compiled path 6 s longer and warm runs 7 % slower (0.96 s against 0.89 s).
+        with self._compiled_vae():
+            return self.sampler(pipe, kind, roles, **call)
 
     @contextlib.contextmanager
     def _compiled_vae(self) -> Iterator[None]:

@@ -114,8 +114,8 @@ def train_identity(crops: list[np.ndarray], components: dict[str, Any], out_dir:
         Gets ``identity_lora.safetensors`` (diffusers), ``identity_lora_kohya.safetensors`` and, while
         training, ``checkpoint.safetensors``; a checkpoint there from the same settings is resumed.
     fast:
-        On CUDA (without offload), replay each step's forward and backward from a CUDA graph and let
-        cuDNN pick its fastest deterministic kernels (:mod:`.training_step`); same batches, same loss.
+        On CUDA (without offload), replay each step's forward and backward from a CUDA graph
+        (:mod:`.training_step`); same batches, same loss.
 
     Raises
     ------
@@ -136,7 +136,7 @@ def train_identity(crops: list[np.ndarray], components: dict[str, Any], out_dir:
     noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
     device = choice.device
     fast = fast and device.type == "cuda" and not choice.offload
-    with out_of_memory_as_message(choice, "training the identity"), deterministic(choice, autotune=fast):
+    with out_of_memory_as_message(choice, "training the identity"), deterministic(choice):
         for model in (unet, vae, text_encoder):
             model.to(device)
             model.requires_grad_(False)
