@@ -97,4 +97,4 @@ class GraphedTrainingStep(TrainingStep):
                 self.scaler.scale(self._loss).backward()
         self._graph.replay()
         self.update()
-        return float(self._loss)
+        return float(self._loss.detach())
