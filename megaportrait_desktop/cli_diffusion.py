@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .core.diffusion.models import SWITCHES
+
 ROLE_FLAGS = {
     "base": "base model: a diffusers folder, one .safetensors file, or a cached Hugging Face repo id",
     "face_controlnet": "face-geometry ControlNet (folder, .safetensors or repo id)",
@@ -32,10 +34,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, roles: tuple[str, ...] 
     group.add_argument("--save-models", action="store_true",
                        help="remember the models given here in the model settings file")
     group.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], help="where to compute")
-    group.add_argument("--fast-path", choices=["auto", "on", "off"],
+    group.add_argument("--fast-path", choices=SWITCHES,
                        help="the GPU fast path for this command (default: the settings, on for CUDA); off runs the "
                             "stock diffusers calls")
-    group.add_argument("--low-memory", choices=["auto", "on", "off"],
+    group.add_argument("--low-memory", choices=SWITCHES,
                        help="the fast path's low-memory mode (under 8 GiB) for this command")
 
 

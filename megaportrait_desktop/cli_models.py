@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from .core.diffusion.models import ROLES
+from .core.diffusion.models import ROLES, SWITCHES
 from .core.progress import Progress, Reporter
 
 
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        ("compile", "compile the models (auto = on: ~1 s runs, minutes once at the first start)"),
                        ("low-memory", "keep the whole pipeline under 8 GiB of GPU memory (auto = on GPUs of 12 GB "
                                       "or less)")):
-        speed.add_argument(f"--{name}", choices=["auto", "on", "off"], help=what)
+        speed.add_argument(f"--{name}", choices=SWITCHES, help=what)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.diffusion.models import SWITCHES
+
 STATE_ICONS = {"installed": ("mdi6.check-circle", "#5cb85c"), "missing": ("mdi6.minus-circle", "#999999"),
                "damaged": ("mdi6.alert-circle", "#d9534f")}
 COLUMNS = ["Role", "State", "Size", "Source", "Licence"]
@@ -69,7 +71,7 @@ class ModelManagerDialog(QDialog):
                                   "instead of ten. The first run after each start prepares it (minutes the very "
                                   "first time). Off: the stock diffusers calls.")
         self.low_memory = QComboBox()
-        self.low_memory.addItems(["Auto", "On", "Off"])
+        self.low_memory.addItems([s.capitalize() for s in SWITCHES])
         self.low_memory.setToolTip("Low-memory mode keeps the whole pipeline under 8 GiB of GPU memory (ControlNets "
                                    "wait in system memory), a few percent slower. Auto: on GPUs of 12 GB or less.")
         self.install_button = self._button("Install pack…", "mdi6.package-down", self._on_install_clicked)
@@ -146,8 +148,8 @@ class ModelManagerDialog(QDialog):
         with _blocked(self.fast_path):
             self.fast_path.setChecked(settings.fast_path != "off")
         with _blocked(self.low_memory):
-            self.low_memory.setCurrentIndex(["auto", "on", "off"].index(settings.low_memory)
-                                            if settings.low_memory in ("auto", "on", "off") else 0)
+            self.low_memory.setCurrentIndex(SWITCHES.index(settings.low_memory)
+                                            if settings.low_memory in SWITCHES else 0)
         self.table.setRowCount(len(states))
         for row, s in enumerate(states):
             icon, color = STATE_ICONS[s.state]
@@ -244,7 +246,7 @@ class ModelManagerDialog(QDialog):
     def _on_low_memory_changed(self, index: int) -> None:
         from ..core.diffusion.models import load_settings, save_settings
 
-        save_settings(replace(load_settings(), low_memory=("auto", "on", "off")[index]))
+        save_settings(replace(load_settings(), low_memory=SWITCHES[index]))
 
     def _on_table_selection_changed(self) -> None:
         from ..core.diffusion.models import ROLES

@@ -70,9 +70,9 @@ def artefact_key(models: list[Any], device: torch.device) -> dict[str, str]:
     import diffusers
     import triton
 
-    # The architectures, without the "_name_or_path"-style bookkeeping entries.
-    configs = json.dumps([{k: v for k, v in m.config.items() if not k.startswith("_")} for m in models],
-                         sort_keys=True, default=str)
+    from .models import architecture
+
+    configs = "\n".join(architecture(m) for m in models)
     unet = models[0]
     gpu = torch.cuda.get_device_properties(device) if device.type == "cuda" else None
     return {

@@ -10,10 +10,11 @@ captured step graphs stay valid whichever role a slot holds. This saves the memo
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import torch
+
+from .models import architecture
 
 SLOTS = 2
 
@@ -30,9 +31,7 @@ class ControlNetSlots:
     """
 
     def __init__(self, controlnets: dict[str, Any], device: torch.device) -> None:
-        configs = {json.dumps({k: v for k, v in net.config.items() if not k.startswith("_")}, sort_keys=True,
-                              default=str) for net in controlnets.values()}
-        if len(configs) != 1:
+        if len({architecture(net) for net in controlnets.values()}) != 1:
             raise ValueError("the ControlNets have different architectures; low-memory mode needs them alike")
         self.device = device
         self._pinned: dict[str, dict[str, torch.Tensor]] = {}

@@ -14,11 +14,10 @@ import torch
 
 from ..errors import MegaPortraitError, RequestError
 from .fast import FastOptions
+from .models import SWITCHES
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
-#: Values of the fast-path settings (``ModelSettings.fast_path``, ``low_memory``, ``compile``).
-SWITCHES = ("auto", "on", "off")
 #: GPUs with this much memory or less get model CPU offload under ``offload="auto"``.
 OFFLOAD_AT_OR_BELOW_GB = 8.0
 #: GPUs with this much memory or less run the fast path in low-memory mode under ``low_memory="auto"``.

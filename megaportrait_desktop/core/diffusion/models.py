@@ -30,6 +30,9 @@ from ..paths import config_dir
 #: The model roles of the diffusion pipeline, in the order a run needs them.
 ROLES = ("base", "face_controlnet", "light_controlnet", "detail_controlnet", "inpaint_controlnet")
 
+#: Values of the fast-path settings (``ModelSettings.fast_path``, ``low_memory``, ``compile``).
+SWITCHES = ("auto", "on", "off")
+
 ROLE_NAMES = {
     "base": "base model (Stable Diffusion 1.5)",
     "face_controlnet": "face-geometry ControlNet",
@@ -282,6 +285,12 @@ def load_controlnet(model: ResolvedModel, dtype: Any = None) -> Any:
                                                dtype=dtype)
     except (OSError, ValueError, KeyError) as exc:
         raise _load_failed(model, exc) from exc
+
+
+def architecture(model: Any) -> str:
+    """A loaded diffusers model's architecture: its config as canonical JSON, without the bookkeeping
+    entries (``_name_or_path`` and the like) that differ between copies of one architecture."""
+    return json.dumps({k: v for k, v in model.config.items() if not k.startswith("_")}, sort_keys=True, default=str)
 
 
 def fingerprint(path: str | Path, cache: dict | None = None) -> str:
