@@ -22,7 +22,8 @@ SLOTS = 2
 class ControlNetSlots:
     """Slot ControlNets on ``device`` and every role's weights in pinned CPU memory.
 
-    The role modules themselves are moved to the CPU (the stock pipelines keep referring to them).
+    The role modules themselves are moved to the CPU and their weights pinned there, so each role's
+    weights are in CPU memory once (the stock pipelines keep referring to those modules).
 
     Raises
     ------
@@ -37,9 +38,10 @@ class ControlNetSlots:
         self._pinned: dict[str, dict[str, torch.Tensor]] = {}
         for role, net in controlnets.items():
             net.to("cpu")
-            pin = device.type == "cuda"
-            self._pinned[role] = {name: (t.pin_memory() if pin else t.clone())
-                                  for name, t in net.state_dict().items()}
+            if device.type == "cuda":
+                for t in (*net.parameters(), *net.buffers()):
+                    t.data = t.data.pin_memory()
+            self._pinned[role] = net.state_dict()
         first = next(iter(controlnets.values()))
         self.modules: dict[str, Any] = {f"slot{i}": copy.deepcopy(first).to(device) for i in range(SLOTS)}
         self._holds: dict[str, str | None] = dict.fromkeys(self.modules)
