@@ -2,22 +2,22 @@
 
 Builds random-weight models of Stable Diffusion 1.5's sizes (speed does not depend on weight values),
 then measures, for the stock path (the stages' diffusers pipeline calls) and the fast path (captured
-steps, folded LoRA; see ``core/diffusion/fast.py``):
+steps, folded LoRA; see ``core/diffusion/fast.py``), in the sections ``--sections`` names:
 
-1. identity training on a 10-photo identity (the same steps, batch and samples for both);
-2. the four MegaPortrait stages chained (pair A and B, Shading, Harmonization; 30 scheduled steps
-   each, UniPC, guidance 7, 512 crop): seconds, it/s, stock/fast ratio, peak GPU memory, and the
-   largest pixel difference between the two paths' images, chained and per stage on equal inputs;
-3. a whole ``run()`` (face detection, control image, paste-back and scoring included);
-4. the fast path in low-memory mode;
-5. with ``--compile``: the compiled fast path, its first-start compile time, and a second process
-   that starts from the compiled artefacts on disk.
+- ``stock``, ``graphs``, ``compiled``, ``low-memory``: the four MegaPortrait stages chained (pair A and
+  B, Shading, Harmonization; 30 scheduled steps each, UniPC, guidance 7, 512 crop): seconds, it/s,
+  stock/fast ratio, peak GPU memory, and the largest pixel difference between the two paths' images,
+  chained and per stage on equal inputs; ``compiled`` (the app's default) adds its first-start
+  compile time and compile-cache report;
+- ``run``: a whole ``run()`` (face detection, control image, paste-back and scoring included);
+- ``second-start``: a second process that starts the compiled path from the artefacts on disk;
+- ``training``: identity training on a 10-photo identity (the same steps, batch and samples for both).
 
 Prints figures and a table; asserts nothing. ``--json FILE`` keeps every figure.
 
-    python benchmarks/bench_speed.py                        # CUDA
-    python benchmarks/bench_speed.py --compile              # and the compiled fast path
-    python benchmarks/bench_speed.py --tiny --device cpu    # smoke test of the script (seconds)
+    python benchmarks/bench_speed.py                                          # CUDA, every section
+    python benchmarks/bench_speed.py --sections compiled,second-start         # compile and cache only
+    python benchmarks/bench_speed.py --tiny --device cpu --sections stock,graphs   # smoke test (seconds)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ thousands of small kernels a step (an H100 reaches about 40 of its ~790 TFLOP/s)
 keeps the stock models, scheduler and preparation, and changes how a step is issued:
 
 - each stage's ControlNets + UNet + guidance step is one CUDA graph (:mod:`.graphs`), replayed
-  every step; cuDNN times its algorithms once, before the capture, and the graph keeps the fastest;
+  every step;
 - the identity LoRA is folded into the weights at the stage's scale (:mod:`.lora_fusion`);
 - with :attr:`FastOptions.compile` (the app's default), the UNet, ControlNets and VAE are compiled with
   ``torch.compile`` in channels-last first, their artefacts cached on disk (:mod:`.compiled`);
@@ -32,8 +32,8 @@ from .lora_fusion import FusedLora
 from .sampler import Sampler, denoise_step
 
 PREPARING = "Preparing the fast path for this step (a few seconds, once per session)"
-PREPARING_COMPILED = ("Compiling the models for this GPU: a few minutes the first time, a minute or two at later "
-                      "starts (most of it comes from the cache); then each run takes about a second")
+PREPARING_COMPILED = ("Compiling the models for this GPU: a few minutes the first time, about half a minute at "
+                      "later starts (most of it comes from the cache); then each run takes about a second")
 
 
 @dataclass(frozen=True)
