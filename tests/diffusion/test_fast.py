@@ -228,3 +228,21 @@ def test_the_fast_path_runs_the_models_in_one_inference_state(models) -> None:
     for module in (unet, models.components["vae"], models.components["text_encoder"], *models.controlnets.values()):
         assert not module.training
         assert not any(p.requires_grad for p in module.parameters())
+
+
+def test_an_unusable_compile_cache_leaves_the_compiled_path_ready(models, tmp_path) -> None:
+    """A file where the cache folder should be (as unusable as a full or read-only disk): the runtime is built
+    and compiles from scratch, the reason is in its report, and the file is left as it was."""
+    blocked = tmp_path / "cache"
+    blocked.write_text("not a folder")
+    try:
+        runtime = FastRuntime(models.components, models.controlnets, models.choice.device, FastOptions(compile=True),
+                              blocked)
+        report = runtime.compile_report
+        assert report["artefact_files_loaded"] == 0
+        assert "cache" in report["cache_error"] and report["folder"].startswith(str(blocked))
+        assert callable(runtime._unet) and set(runtime._vae_parts) == {"encoder", "decoder"}
+    finally:
+        for module in (models.components["unet"], models.components["vae"], *models.controlnets.values()):
+            module.to(memory_format=torch.contiguous_format)  # compiling made them channels-last
+    assert blocked.read_text() == "not a folder"

@@ -93,3 +93,30 @@ def test_graphed_training_trains_like_the_stock_loop(cuda_models, reference_crop
     assert a.keys() == b.keys()
     diff = sum(float((a[k] - b[k]).norm()) for k in a) / sum(float(a[k].norm()) for k in a)
     assert diff < 0.05
+
+
+def test_an_unusable_compile_cache_costs_the_next_start_not_this_run(cuda_models, reference_crop, tmp_path) -> None:
+    """A file where the cache folder should be: the compiled path neither loads nor saves artefacts, says why in
+    its report, and still gives the stock path's images."""
+    from megaportrait_desktop.core.request import DiffusionParams
+
+    models = cuda_models
+    models.set_lora(None)
+    params = DiffusionParams(guidance_scale=2.0, preview_every=0)
+    stock, _ = _stages(models, reference_crop, params)
+    blocked = tmp_path / "cache"
+    blocked.write_text("not a folder")
+    nets = dict(models.controlnets)
+    try:
+        models.fast = FastRuntime(models.components, models.controlnets, models.choice.device,
+                                  FastOptions(compile=True), blocked)
+        fast, _ = _stages(models, reference_crop, params)
+        report = models.fast.compile_report
+    finally:
+        models.fast = None
+        for net in nets.values():
+            net.to(models.choice.device)
+    assert report["cache_error"] and report["save_error"]
+    assert blocked.read_text() == "not a folder"
+    for name in stock:
+        assert _levels(stock[name], fast[name]) <= 3, name

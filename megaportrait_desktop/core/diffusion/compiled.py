@@ -104,14 +104,19 @@ def compile_modules(unet: Any, nets: dict[str, Any], vae: Any, device: torch.dev
     watch_cache_bypasses()
     key = artefact_key([unet, *nets.values(), vae], device)
     folder = key_folder(cache_dir or compile_cache_dir(), key)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Inductor's own on-disk caches go beside the artefacts (its default is a temporary folder).
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder.parent / "inductor"))
     started = time.perf_counter()
-    loaded = 0
-    for file in sorted(folder.glob("*.bin")):
-        torch.compiler.load_cache_artifacts(file.read_bytes())
-        loaded += 1
+    loaded, cache_error = 0, None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # Inductor's own on-disk caches go beside the artefacts (its default is a temporary folder).
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder.parent / "inductor"))
+        for file in sorted(folder.glob("*.bin")):
+            torch.compiler.load_cache_artifacts(file.read_bytes())  # a damaged file: torch warns, loads nothing
+            loaded += 1
+    except OSError as exc:  # an unusable cache folder: compile from scratch, as on a first start
+        cache_error = str(exc)
+        logging.getLogger("megaportrait.diffusion").warning(
+            "Cannot use the compiled-model cache in %s (%s); compiling from scratch.", folder, exc)
     # 1×1 convolutions as matrix products: in channels-last they are one (tensor-core) GEMM.
     inductor.conv_1x1_as_mm = True
     compiled_unet = torch.compile(unet, fullgraph=True, dynamic=False)
@@ -119,7 +124,7 @@ def compile_modules(unet: Any, nets: dict[str, Any], vae: Any, device: torch.dev
     vae_parts = {name: torch.compile(getattr(vae, name), fullgraph=True, dynamic=False)
                  for name in ("encoder", "decoder")}
     report = {"key": key, "folder": str(folder), "artefact_files_loaded": loaded,
-              "load_seconds": time.perf_counter() - started}
+              "load_seconds": time.perf_counter() - started, "cache_error": cache_error}
     return compiled_unet, compiled_nets, vae_parts, report
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ import torch
 from .graphs import GraphCache, StepGraph
 from .lora_fusion import FusedLora
 from .sampler import Sampler, denoise_step
+
+log = logging.getLogger("megaportrait.diffusion")
 
 PREPARING = "Preparing the fast path for this step (a few seconds, once per session)"
 PREPARING_COMPILED = ("Compiling the models for this GPU: a few minutes the first time, about half a minute at "
@@ -215,10 +218,19 @@ class FastRuntime:
         return tensor.contiguous() if self.options.compile else tensor
 
     def _save_compiled(self) -> None:
-        """Keep what was compiled on disk, unless every captured step's artefacts are there already."""
+        """Keep what was compiled on disk, unless every captured step's artefacts are there already.
+
+        A cache that cannot be written (a full disk, no permission, a damaged manifest) costs the next
+        start its compile, never this run: the reason goes to the log and the compile report.
+        """
         from .compiled import save_artefacts, saved_steps
 
         folder = Path(self.compile_report["folder"])
-        if {c["step"] for c in self.captures} <= saved_steps(folder):
-            return
-        self._artefacts = save_artefacts(folder, self.captures, self._artefacts)
+        try:
+            if {c["step"] for c in self.captures} <= saved_steps(folder):
+                return
+            self._artefacts = save_artefacts(folder, self.captures, self._artefacts)
+        except (OSError, ValueError) as exc:
+            self.compile_report["save_error"] = str(exc)
+            log.warning("Could not keep the compiled models in %s (%s); the next start compiles them again.",
+                        folder, exc)
