@@ -16,6 +16,8 @@ from .maintenance import repair, verify
 from .project import Project
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
+#: Commands that only read the project.
+READING = {"info", "list", "export"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,14 +70,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     command = args.project_command
     if command == "new":
-        with Project.create(args.path, args.name) as project:
+        with Project.create(args.path, args.name, program="the command 'project new'") as project:
             print(f"Created project '{project.name}' in {project.root}")
         return 0
     if command == "import":
         with import_project(args.zip, args.path) as project:
             print(f"Imported project '{project.name}' into {project.root}")
         return 0
-    with Project.open(args.path) as project:
+    # Reading commands open the project read-only: they work beside the app, which holds the write lock.
+    read_only = command in READING or (command == "verify" and not args.repair)
+    with Project.open(args.path, read_only=read_only, program=f"the command 'project {command}'") as project:
         return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
                 "list": _list, "export": _export, "verify": _verify}[command](project, args)
 

@@ -1,8 +1,16 @@
-"""SQLite for a project: WAL, foreign keys, a schema version with migrations, one connection per thread.
+"""SQLite for a project: a rollback journal, foreign keys, a schema version with migrations, one
+connection per thread.
+
+Why a rollback journal and not WAL: SQLite's locks are POSIX advisory locks, which a process loses
+on a file as soon as *any* descriptor of that file is closed in it (a file dialog sniffing
+``project.db`` is enough). In WAL mode another program that then opens and closes the project sees
+no other user and deletes ``-wal``/``-shm`` while this process still writes into them, so later
+commits vanish. A rollback journal keeps no state between transactions that another program could
+delete, and every transaction re-checks the file; the one-writer rule is kept by ``project.lock``
+(see :mod:`.lock`), which such a close cannot drop.
 
 Writes use ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two writers queue on the busy
-timeout instead of failing on a lock upgrade) and are retried if the lock is still held; readers
-never block in WAL mode. That is what keeps ``database is locked`` from reaching the user.
+timeout instead of failing on a lock upgrade) and are retried while the lock is held elsewhere.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +28,7 @@ from .errors import ProjectError
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
+JOURNAL_MODE = "delete"
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -145,7 +155,7 @@ FILE_REFERENCES = (
 def read_schema_version(db_path: Path) -> int:
     """The schema version of ``db_path``, read without changing the file (read-only connection)."""
     try:
-        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        con = sqlite3.connect(_uri(db_path, True), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads page 1: fails if corrupt
@@ -158,10 +168,15 @@ def read_schema_version(db_path: Path) -> int:
 
 
 class Database:
-    """One SQLite file shared by the threads of one process; each thread gets its own connection."""
+    """One SQLite file shared by the threads of one process; each thread gets its own connection.
 
-    def __init__(self, path: Path) -> None:
+    ``read_only`` connections (``mode=ro``) never write, so they are safe beside a writer in another
+    process; they can neither checkpoint nor delete anything.
+    """
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -175,12 +190,12 @@ class Database:
             raise ProjectError("The project is closed.")
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                  check_same_thread=False)
+            con = sqlite3.connect(_uri(self.path, self.read_only), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                  isolation_level=None, check_same_thread=False)
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA foreign_keys = ON")
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            con.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoint, never corrupt
+            con.execute("PRAGMA synchronous = FULL")  # with a rollback journal: a commit survives power loss
             self._local.con = con
             with self._lock:
                 self._all.append(con)
@@ -205,6 +220,9 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: all of it commits, or none of it (rolled back on any exception)."""
+        if self.read_only:
+            raise ProjectError("This project is open read-only here; nothing can be changed in it. Open it for "
+                               "writing (close it in the other window or command first).")
         con = self.connection
         for attempt in range(20):
             try:
@@ -240,12 +258,29 @@ class Database:
                 tx.execute(f"PRAGMA user_version = {version}")
 
 
-def enable_wal(path: Path) -> None:
-    con = sqlite3.connect(path, isolation_level=None)
+def use_rollback_journal(path: Path) -> None:
+    """Switch a project database to the rollback journal (projects before this version used WAL).
+
+    Raises
+    ------
+    ProjectError
+        When another program holds the database open, so the switch cannot be made safely.
+    """
+    con = sqlite3.connect(_uri(path, False), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
-        con.execute("PRAGMA journal_mode = WAL")
+        mode = con.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        raise ProjectError(f"{path.name} is in use by another program ({exc}); close it there and try again.") \
+            from None
     finally:
         con.close()
+    if str(mode).lower() != JOURNAL_MODE:
+        raise ProjectError(f"{path.name} is in use by another program (it stays in {mode} mode); close it there "
+                           "and try again.")
+
+
+def _uri(path: Path, read_only: bool) -> str:
+    return f"file:{urllib.parse.quote(str(path))}" + ("?mode=ro" if read_only else "")
 
 
 def _statements(script: str) -> list[str]:

@@ -7,3 +7,11 @@ from ..core.errors import MegaPortraitError
 
 class ProjectError(MegaPortraitError):
     """The project cannot be opened, read or written as asked; the message says what to do."""
+
+
+class ProjectBusyError(ProjectError):
+    """Another process (or window) has the project open for writing; ``holder`` says who, when known."""
+
+    def __init__(self, message: str, holder: object | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder

@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import string
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import numpy as np
 from PIL import Image
 
 from ..core.imaging import to_uint8
-from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, enable_wal, read_schema_version
+from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, read_schema_version, use_rollback_journal
 from .errors import ProjectError
 from .files import FileStore, StoredFile
+from .lock import ProjectLock
 
 DB_NAME = "project.db"
 THUMB_SIZE = 256
@@ -124,35 +126,62 @@ class Job:
 # ---------------------------------------------------------------------------------------- project
 
 
-class Project:
-    """An open project. Thread-safe: any thread may read or write (each gets its own connection)."""
+#: Who opens a project for writing, as a refused second writer is told.
+DEFAULT_PROGRAM = "a MegaPortrait command"
 
-    def __init__(self, root: Path, db: Database, durable: bool = True) -> None:
+
+class Project:
+    """An open project. Thread-safe: any thread may read or write (each gets its own connection).
+
+    Opened for writing, it holds the project's lock (:mod:`.lock`) until :meth:`close`: no other
+    MegaPortrait window or command writes meanwhile. Opened ``read_only`` it takes no lock and
+    cannot write; that is how commands read a project that the app has open.
+    """
+
+    def __init__(self, root: Path, db: Database, durable: bool = True, lock: ProjectLock | None = None) -> None:
         self.root = root
         self.db = db
         self.files = FileStore(root, durable=durable)
+        self.lock = lock
+        #: Jobs left queued or running by a process that ended without finishing them (see :meth:`open`).
+        self.interrupted: list[Job] = []
+
+    @property
+    def read_only(self) -> bool:
+        return self.db.read_only
 
     # ------------------------------------------------------------------ open / create / close
 
     @classmethod
-    def create(cls, root: str | Path, name: str | None = None) -> Project:
-        """Create a new project folder (it must not exist, or be empty)."""
+    def create(cls, root: str | Path, name: str | None = None, program: str = DEFAULT_PROGRAM) -> Project:
+        """Create a new project folder (it must not exist, or be empty), open for writing."""
         root = Path(root)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise ProjectError(f"{root} already exists and is not empty; choose a new folder for the project.")
         root.mkdir(parents=True, exist_ok=True)
-        db_path = root / DB_NAME
-        enable_wal(db_path)
-        db = Database(db_path)
-        db.migrate()
-        with db.write() as tx:
-            tx.execute("INSERT INTO meta (key, value) VALUES ('name', ?), ('created', ?)",
-                       (name or root.name, str(time.time())))
-        return cls(root, db)
+        lock = ProjectLock(root, program).acquire()
+        try:
+            db_path = root / DB_NAME
+            use_rollback_journal(db_path)
+            db = Database(db_path)
+            db.migrate()
+            with db.write() as tx:
+                tx.execute("INSERT INTO meta (key, value) VALUES ('name', ?), ('created', ?)",
+                           (name or root.name, str(time.time())))
+        except BaseException:
+            lock.release()
+            raise
+        return cls(root, db, lock=lock)
 
     @classmethod
-    def open(cls, root: str | Path, durable: bool = True) -> Project:
-        """Open a project folder; older schemas are migrated, newer ones refused untouched."""
+    def open(cls, root: str | Path, durable: bool = True, *, read_only: bool = False,
+             program: str = DEFAULT_PROGRAM) -> Project:
+        """Open a project folder; older schemas are migrated, newer ones refused untouched.
+
+        For writing (the default) the project's lock is taken first: a second writer gets
+        :class:`ProjectBusyError` naming the holder. Jobs that a dead process left queued or running
+        are listed in :attr:`interrupted`. ``read_only`` takes no lock and changes nothing on disk.
+        """
         root = Path(root)
         db_path = root / DB_NAME
         if not root.is_dir():
@@ -166,13 +195,28 @@ class Project:
                                f"this version reads up to {SCHEMA_VERSION}); update the app to open it.")
         if version == 0 and not _has_tables(db_path):
             raise ProjectError(f"{DB_NAME} in {root} holds no project data; it is not a MegaPortrait project.")
-        enable_wal(db_path)
-        db = Database(db_path)
-        db.migrate()
-        return cls(root, db, durable=durable)
+        if read_only:
+            if version < SCHEMA_VERSION:
+                raise ProjectError("This project was written by an older version of MegaPortrait; open it for "
+                                   "writing once (in the app, or any project command that changes it) to update it.")
+            return cls(root, Database(db_path, read_only=True), durable=durable)
+        lock = ProjectLock(root, program).acquire()
+        try:
+            use_rollback_journal(db_path)
+            db = Database(db_path)
+            db.migrate()
+            project = cls(root, db, durable=durable, lock=lock)
+            # We hold the only write lock, so a job still marked queued or running has no process left to run it.
+            project.interrupted = project.jobs(("queued", "running"))
+        except BaseException:
+            lock.release()
+            raise
+        return project
 
     def close(self) -> None:
         self.db.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def __enter__(self) -> Project:
         return self
@@ -375,8 +419,11 @@ class Project:
                       stages: dict[str, np.ndarray] | None = None, identity_id: int | None = None,
                       reference_id: int | None = None, models: dict | None = None,
                       identity_score: float | None = None, timings: dict | None = None,
-                      tags: tuple[str, ...] = (), created: float | None = None) -> int:
+                      tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
+
+        ``job_id``: the job that made it is marked done in the same transaction, so a job is never
+        recorded twice nor left "running" with its output saved.
 
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
@@ -401,10 +448,12 @@ class Project:
                            (output_id, name, self.register(tx, stored)))
             tx.executemany("INSERT OR IGNORE INTO output_tags (output_id, tag) VALUES (?, ?)",
                            [(output_id, t) for t in tags])
+            if job_id is not None:
+                _update_job(tx, job_id, state="done", progress=1.0, output_id=output_id)
         return output_id
 
     def record_run(self, result, identity_id: int | None = None, reference_id: int | None = None,
-                   models: dict | None = None, stages: bool = True) -> int:
+                   models: dict | None = None, stages: bool = True, job_id: int | None = None) -> int:
         """Record a :class:`core.pipeline.RunResult`: the final keeps its bit depth (PNG, or 16-bit TIFF),
         ICC profile and EXIF."""
         from ..core.imaging import encode_image
@@ -419,7 +468,7 @@ class Project:
             request=request, engine=result.request.engine, final=result.final.rgb8(),
             final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
-            timings=result.timings)
+            timings=result.timings, job_id=job_id)
 
     def portable_request(self, request: dict) -> dict:
         """The request with paths inside the project made relative, so a moved project still recalls."""
@@ -484,6 +533,7 @@ class Project:
     # ------------------------------------------------------------------ jobs
 
     def add_job(self, kind: str, payload: dict, identity_id: int | None = None) -> int:
+        """Queue a job (a run or a training): it is in the project before any work starts."""
         now = time.time()
         with self.db.write() as tx:
             cur = tx.execute("""INSERT INTO jobs (kind, state, payload, identity_id, created, updated)
@@ -495,11 +545,19 @@ class Project:
         if state is not None and state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}")
         with self.db.write() as tx:
-            changed = tx.execute(
-                """UPDATE jobs SET state = COALESCE(?, state), progress = COALESCE(?, progress),
-                       error = COALESCE(?, error), output_id = COALESCE(?, output_id), updated = ? WHERE id = ?""",
-                (state, progress, error, output_id, time.time(), job_id)).rowcount
-        _must_exist(changed, "Job", job_id)
+            _update_job(tx, job_id, state=state, progress=progress, error=error, output_id=output_id)
+
+    def start_job(self, job_id: int) -> None:
+        """The job is running in this process (its error from an earlier attempt is cleared)."""
+        with self.db.write() as tx:
+            _must_exist(tx.execute("UPDATE jobs SET state = 'running', error = NULL, updated = ? WHERE id = ?",
+                                   (time.time(), job_id)).rowcount, "Job", job_id)
+
+    def job(self, job_id: int) -> Job:
+        rows = self.db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise ProjectError(f"Job {job_id} does not exist in this project.")
+        return _job(rows[0])
 
     def jobs(self, states: tuple[str, ...] | None = None) -> list[Job]:
         if states:
@@ -507,23 +565,47 @@ class Project:
                                  tuple(states))
         else:
             rows = self.db.query("SELECT * FROM jobs ORDER BY id")
-        return [Job(r["id"], r["kind"], r["state"], json.loads(r["payload"]), r["identity_id"], r["output_id"],
-                    r["progress"], r["error"], r["created"], r["updated"]) for r in rows]
+        return [_job(r) for r in rows]
 
     def interrupted_jobs(self) -> list[Job]:
-        """Jobs left 'running' by a process that died: show them, and offer :meth:`resume_job`."""
-        return self.jobs(("running",))
+        """Jobs that a process which has ended left queued or running: offer to run them again or
+        discard them. A project open for writing lists those it found on opening (its own jobs are
+        not interrupted); a read-only view lists them only while no process has the project open."""
+        if self.lock is not None:
+            waiting = {j.id for j in self.jobs(("queued", "running"))}
+            return [j for j in self.interrupted if j.id in waiting]
+        from .lock import held_elsewhere
+
+        return [] if held_elsewhere(self.root) else self.jobs(("queued", "running"))
 
     def resume_job(self, job_id: int) -> None:
         """Queue an interrupted (or failed, or cancelled) job again."""
         self.update_job(job_id, state="queued", progress=0.0)
 
+    def discard_job(self, job_id: int) -> None:
+        """The user chose not to run an interrupted job again: it is kept as cancelled."""
+        self.update_job(job_id, state="cancelled", error="Discarded after an interruption.")
+
 
 # ------------------------------------------------------------------------------------------ helpers
 
 
+def _update_job(tx: sqlite3.Connection, job_id: int, *, state: str | None = None, progress: float | None = None,
+                error: str | None = None, output_id: int | None = None) -> None:
+    changed = tx.execute(
+        """UPDATE jobs SET state = COALESCE(?, state), progress = COALESCE(?, progress),
+               error = COALESCE(?, error), output_id = COALESCE(?, output_id), updated = ? WHERE id = ?""",
+        (state, progress, error, output_id, time.time(), job_id)).rowcount
+    _must_exist(changed, "Job", job_id)
+
+
+def _job(r: sqlite3.Row) -> Job:
+    return Job(r["id"], r["kind"], r["state"], json.loads(r["payload"]), r["identity_id"], r["output_id"],
+               r["progress"], r["error"], r["created"], r["updated"])
+
+
 def _has_tables(db_path: Path) -> bool:
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    con = sqlite3.connect(f"file:{urllib.parse.quote(str(db_path))}?mode=ro", uri=True)
     try:
         return con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0] > 0
     finally:
