@@ -48,6 +48,8 @@ class Identity:
     photo_count: int
     warning_count: int
     created: float
+    #: Why the latest training failed, until the next attempt (``None`` when it did not fail).
+    training_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,10 @@ class Project:
             """SELECT i.*, f.path AS lora_path,
                       (SELECT count(*) FROM identity_photos p WHERE p.identity_id = i.id) AS photo_count,
                       (SELECT count(*) FROM identity_photos p WHERE p.identity_id = i.id
-                          AND json_extract(p.quality, '$.ok') = 0) AS warning_count
+                          AND json_extract(p.quality, '$.ok') = 0) AS warning_count,
+                      (SELECT CASE WHEN j.state = 'failed' THEN j.error END FROM jobs j
+                          WHERE j.identity_id = i.id AND j.kind = 'train' ORDER BY j.id DESC LIMIT 1)
+                          AS training_error
                FROM identities i LEFT JOIN files f ON f.sha256 = i.lora_sha ORDER BY i.name COLLATE NOCASE""")
         return [_identity(r) for r in rows]
 
@@ -643,7 +648,7 @@ def _thumbnail_bytes(image: np.ndarray) -> bytes:
 def _identity(r: sqlite3.Row) -> Identity:
     return Identity(r["id"], r["name"], r["notes"], r["trigger_token"], json.loads(r["training_params"]),
                     r["training_state"], r["training_progress"], r["lora_path"], r["photo_count"],
-                    r["warning_count"] or 0, r["created"])
+                    r["warning_count"] or 0, r["created"], r["training_error"])
 
 
 def _reference(r: sqlite3.Row) -> Reference:

@@ -22,7 +22,7 @@ def _mode(path) -> int:
 def test_exports_and_project_objects_follow_the_umask(tmp_path) -> None:
     umask = os.umask(0o022)
     os.umask(umask)
-    assert NEW_FILE_MODE == 0o666 & ~umask
+    assert 0o666 & ~umask == NEW_FILE_MODE
     with Project.create(tmp_path / "studio") as project:
         image = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
         output_id = project.record_output(request={}, engine="classic", final=image, stages={"A": image[:30]})
