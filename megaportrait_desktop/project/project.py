@@ -489,6 +489,8 @@ class Project:
         for key in ("reference", "mask"):
             if key in out:
                 out[key] = rel(out[key])
+        if isinstance(out.get("diffusion"), dict):  # the identity LoRA version the run used
+            out["diffusion"] = {**out["diffusion"], "lora": rel(out["diffusion"].get("lora"))}
         return out
 
     def resolve_request(self, request: dict) -> dict:
@@ -502,6 +504,8 @@ class Project:
         for key in ("reference", "mask"):
             if key in out:
                 out[key] = absolute(out[key])
+        if isinstance(out.get("diffusion"), dict):
+            out["diffusion"] = {**out["diffusion"], "lora": absolute(out["diffusion"].get("lora"))}
         return out
 
     def output(self, output_id: int) -> Output:
