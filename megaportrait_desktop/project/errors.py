@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from ..core.errors import MegaPortraitError
+from ..core.errors import ErrorKind, MegaPortraitError
 
 
 class ProjectError(MegaPortraitError):
     """The project cannot be opened, read or written as asked; the message says what to do."""
+
+    kind = ErrorKind.PROJECT
 
 
 class ProjectBusyError(ProjectError):

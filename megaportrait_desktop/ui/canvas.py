@@ -132,6 +132,11 @@ class ImageCanvas(QGraphicsView):
     def image(self) -> QImage:
         return self._image.image
 
+    def clear(self) -> None:
+        """Show nothing but the hint (no project, or the image shown is gone)."""
+        self.set_image(QImage())
+        self.set_before(None)
+
     def set_before(self, image: QImage | None) -> None:
         """Show ``image`` left of the split line (before/after); ``None`` turns the split off."""
         self._image.before = image

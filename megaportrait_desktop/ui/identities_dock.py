@@ -100,6 +100,16 @@ class IdentitiesDock(QDockWidget):
         if thumbs:
             self._thumb_worker = run_in_background(load_thumbnails, thumbs, 112, on_done=self._on_thumbs_loaded)
 
+    def show_training(self, identity_id: int, fraction: float) -> None:
+        """A training's progress on its item only (a full refresh per step would query every identity)."""
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == identity_id:
+                name, _, rest = item.text().partition("\n")
+                photos = rest.split(" · ")[0]
+                item.setText(f"{name}\n{photos} · training {fraction:.0%}")
+                return
+
     def _on_thumbs_loaded(self, thumbs) -> None:
         for row in range(self.list.count()):
             item = self.list.item(row)

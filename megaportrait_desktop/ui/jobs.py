@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import Cancelled, MegaPortraitError
@@ -18,6 +19,24 @@ from ..core.request import RunRequest
 from ..project import Project, ProjectError
 
 log = logging.getLogger("megaportrait.ui")
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: its result, the History row it was recorded as (0 for a run stopped early), and
+    its full-size images ready to show (converted on the worker, not on the GUI thread)."""
+
+    result: object  # core.pipeline.RunResult (imported lazily: it pulls in the image stack)
+    output_id: int
+    images: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """A finished training: the identity now has this LoRA file in the project."""
+
+    identity_id: int
+    lora_path: str
+
 
 TRAINING_KEYS = ("rank", "steps", "learning_rate", "batch_size", "seed", "resolution", "train_text_encoder")
 
@@ -63,9 +82,20 @@ def run_job(project: Project, job_id: int, request: RunRequest, identity_id: int
                                                job_id=job_id)  # the job is done in the same transaction
             else:
                 project.update_job(job_id, state="done", progress=1.0)
-            return result, output_id
+            return RunOutcome(result, output_id, full_size_images(result))
 
     return job
+
+
+def full_size_images(result) -> dict:
+    """The run's full-resolution images as QImages (made here, on the worker thread)."""
+    from ..core.stages import Stage
+    from .images import to_qimage
+
+    images = {Stage.PASTED: to_qimage(result.stages[Stage.PASTED])} if Stage.PASTED in result.stages else {}
+    if result.final is not None:
+        images[Stage.FINAL] = to_qimage(result.final.pixels)
+    return images
 
 
 def training_job(project: Project, job_id: int, identity_id: int):
@@ -98,7 +128,7 @@ def training_job(project: Project, job_id: int, identity_id: int):
             project.update_identity(identity_id, training_params={k: getattr(params, k) for k in TRAINING_KEYS})
             project.set_training(identity_id, "trained", progress=1.0, lora=Path(result.lora_path).read_bytes())
             project.update_job(job_id, state="done", progress=1.0)
-        return ("trained", identity_id)
+        return TrainingOutcome(identity_id, project.identity(identity_id).lora_path or "")
 
     return job
 

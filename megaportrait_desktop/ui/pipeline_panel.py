@@ -1,7 +1,7 @@
 """The pipeline panel: engine, the trade-off sliders, run buttons per stage, progress with ETA, cancel.
 
-The panel edits run parameters only; :meth:`PipelinePanel.request_params` turns them into the
-keyword arguments of a :class:`core.request.RunRequest`, and :meth:`set_from_request` recalls them.
+Every control is bound to a field of the :class:`.session.Session` (it writes there and shows what
+is there, Recall included); the panel itself keeps no settings.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.request import HarmonizeParams, IdentityParams, RunRequest, ShadingParams
+from .session import Session, bind
 from .widgets import double_slider
 
 #: Run buttons: the stage each one runs up to.
@@ -35,12 +35,10 @@ PROGRESS_STAGES = ("load", "identity", "shading", "paste", "harmonize")
 class PipelinePanel(QWidget):
     """Sliders and run controls; emits what the user asks for, runs nothing itself."""
 
-    params_changed = Signal()           # any slider or field
-    shading_changed = Signal()          # the light/HF sliders (for the live preview)
     run_requested = Signal(str)         # "identity" | "shading" | "harmonize" | "all"
     cancel_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = QComboBox()
         self.engine.addItem("Classic (CPU, no models)", "classic")
@@ -111,48 +109,19 @@ class PipelinePanel(QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-        shading = (self.light_cutoff, self.hf_cutoff, self.light_weight, self.detail_weight)
-        for slider in (self.a_strength, self.b_strength, self.harmonize_strength, self.seam_width, *shading):
-            slider.valueChanged.connect(self.params_changed)
-        for slider in shading:
-            slider.valueChanged.connect(self.shading_changed)
-        self.engine.currentIndexChanged.connect(self.params_changed)
-        self.seed.valueChanged.connect(self.params_changed)
-        self.steps.valueChanged.connect(self.params_changed)
+        self.reset_all = QPushButton(qta.icon("mdi6.restore"), "Reset all")
+        self.reset_all.setToolTip("Every setting back to its default (double-click one slider to reset only it)")
+        self.reset_all.clicked.connect(lambda: session.reset())
+        layout.insertWidget(layout.count() - 1, self.reset_all)
+        for path, widget in (("engine", self.engine), ("seed", self.seed), ("steps", self.steps),
+                             ("identity_params.a_strength", self.a_strength),
+                             ("identity_params.b_strength", self.b_strength),
+                             ("shading.light_cutoff", self.light_cutoff), ("shading.hf_cutoff", self.hf_cutoff),
+                             ("shading.light_weight", self.light_weight), ("shading.detail_weight", self.detail_weight),
+                             ("harmonize.strength", self.harmonize_strength),
+                             ("harmonize.seam_width", self.seam_width)):
+            bind(session, path, widget)
         self._started = 0.0
-
-    # ------------------------------------------------------------------ parameters
-
-    def request_params(self) -> dict:
-        """Keyword arguments for :class:`RunRequest` (everything but the inputs)."""
-        return {
-            "engine": self.engine.currentData(),
-            "seed": self.seed.value(),
-            "steps": self.steps.value(),
-            "identity_params": IdentityParams(a_strength=round(self.a_strength.value(), 4),
-                                              b_strength=round(self.b_strength.value(), 4)),
-            "shading": ShadingParams(light_cutoff=round(self.light_cutoff.value(), 3),
-                                     hf_cutoff=round(self.hf_cutoff.value(), 3),
-                                     light_weight=round(self.light_weight.value(), 4),
-                                     detail_weight=round(self.detail_weight.value(), 4)),
-            "harmonize": HarmonizeParams(strength=round(self.harmonize_strength.value(), 4),
-                                         seam_width=round(self.seam_width.value(), 3)),
-        }
-
-    def set_from_request(self, request: RunRequest) -> None:
-        """Recall settings: every control takes the stored request's value."""
-        index = self.engine.findData(request.engine)
-        self.engine.setCurrentIndex(max(index, 0))
-        self.seed.setValue(request.seed)
-        self.steps.setValue(request.steps)
-        self.a_strength.setValue(request.identity_params.a_strength)
-        self.b_strength.setValue(request.identity_params.b_strength)
-        self.light_cutoff.setValue(request.shading.light_cutoff)
-        self.hf_cutoff.setValue(request.shading.hf_cutoff)
-        self.light_weight.setValue(request.shading.light_weight)
-        self.detail_weight.setValue(request.shading.detail_weight)
-        self.harmonize_strength.setValue(request.harmonize.strength)
-        self.seam_width.setValue(request.harmonize.seam_width)
 
     # ------------------------------------------------------------------ progress
 

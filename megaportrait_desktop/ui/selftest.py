@@ -33,8 +33,8 @@ def run_self_test(timeout_s: float = 180.0) -> int:
     window.show()
     outcome: dict = {}
     loop = QEventLoop()
-    window.worker.finished.connect(lambda job, payload: (outcome.update(result=payload), loop.quit()))
-    window.worker.failed.connect(lambda job, message, details: (outcome.update(error=message), loop.quit()))
+    window.jobs.run_finished.connect(lambda done: (outcome.update(result=done), loop.quit()))
+    window.jobs.failed.connect(lambda training, failure: (outcome.update(error=failure.message), loop.quit()))
     QTimer.singleShot(int(timeout_s * 1000), loop.quit)
     QTimer.singleShot(0, lambda: window.run_pipeline("all"))
     loop.exec()
@@ -57,8 +57,10 @@ def _check(window, outcome: dict) -> str | None:
         return outcome["error"]
     if "result" not in outcome:
         return "the run did not finish in time"
-    result, output_id = outcome["result"]
-    reference = window.stage_images.get("full_reference")
+    result, output_id = outcome["result"].result, outcome["result"].output_id
+    from ..core.imaging import load_image
+
+    reference = load_image(result.request.reference).pixels
     final = result.final.pixels if result.final is not None else None
     if final is None or reference is None or final.shape != reference.shape:
         return "the output does not have the reference's size"

@@ -20,13 +20,36 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
-from ..core.errors import Cancelled, MegaPortraitError
+from ..core.errors import REMEDIES, Cancelled, ErrorKind, classify
 from ..core.progress import CancelToken, Progress
 from .images import to_qimage
 
 log = logging.getLogger("megaportrait.ui")
 
 JobFunction = Callable[[Callable[[Progress], None], CancelToken, dict], object]
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """Why a job failed, typed: the window picks its words and remedy from ``kind``, not from the text."""
+
+    kind: ErrorKind
+    message: str
+    remedy: str
+    #: The traceback, for failures that are bugs (empty otherwise).
+    details: str = ""
+
+    @classmethod
+    def of(cls, exc: BaseException, label: str) -> JobFailure:
+        kind = classify(exc)
+        if kind is ErrorKind.MEMORY and not str(exc):
+            message = "Out of memory."
+        elif kind is ErrorKind.INTERNAL:
+            message = f"Unexpected error in '{label}': {type(exc).__name__}: {exc}"
+        else:
+            message = str(exc)
+        details = traceback.format_exc() if kind in (ErrorKind.INTERNAL, ErrorKind.MEMORY) else ""
+        return cls(kind, message, REMEDIES[kind], details)
 
 
 @dataclass
@@ -46,8 +69,8 @@ class GpuWorker(QObject):
     started = Signal(int, str)                  # job id, label
     progress = Signal(int, str, int, int, str)  # job id, stage, step, total, message
     preview = Signal(int, QImage)               # job id, a cheap intermediate image
-    finished = Signal(int, object)              # job id, the job's result
-    failed = Signal(int, str, str)              # job id, message for the user, details (traceback or "")
+    finished = Signal(int, object)              # job id, the job's typed outcome (see ui.jobs)
+    failed = Signal(int, object)                # job id, a JobFailure
     cancelled = Signal(int)                     # job id
     queue_changed = Signal(int)                 # jobs waiting (not counting the running one)
     _wake = Signal()
@@ -130,14 +153,11 @@ class GpuWorker(QObject):
             result = job.run(on_progress, job.cancel, self.cache)
         except Cancelled:
             self.cancelled.emit(job.id)  # the partial result is dropped with the stack
-        except MegaPortraitError as exc:
-            self.failed.emit(job.id, str(exc), "")
-        except MemoryError:
-            self.failed.emit(job.id, "Out of memory: close other programs or lower the working size, then "
-                                     "try again.", traceback.format_exc())
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything a job does
-            log.exception("job %s failed", job.label)
-            self.failed.emit(job.id, f"Unexpected error in '{job.label}': {exc}", traceback.format_exc())
+            failure = JobFailure.of(exc, job.label)
+            if failure.kind is ErrorKind.INTERNAL:
+                log.exception("job %s failed", job.label)
+            self.failed.emit(job.id, failure)
         else:
             self.finished.emit(job.id, result)
         finally:

@@ -23,7 +23,7 @@ def window(qtbot, tmp_path):
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()
-    qtbot.waitUntil(lambda: win.live is not None, timeout=20_000)  # the pair for the live preview is ready
+    qtbot.waitUntil(lambda: "shaded" in win.stage_view.images, timeout=20_000)  # the live preview is ready
     yield win
     win.worker.shutdown()
 
@@ -70,14 +70,14 @@ def test_paint_a_stroke_and_undo_it(window, qtbot) -> None:
 
 
 def test_moving_a_slider_changes_the_preview(window, qtbot) -> None:
-    window.show_stage("shaded")
+    window.stage_view.show_stage("shaded")
     before = from_qimage(window.canvas.image())
     assert before.shape == (512, 512, 3)
     window.panel.light_cutoff.setValue(40.0)
     qtbot.waitUntil(lambda: not np.array_equal(from_qimage(window.canvas.image()), before), timeout=2000)
     after = from_qimage(window.canvas.image())
     assert np.abs(after.astype(int) - before).mean() > 1
-    window.show_stage("hf_map")
+    window.stage_view.show_stage("hf_map")
     hf_before = from_qimage(window.canvas.image())
     window.panel.hf_cutoff.setValue(3.0)
     qtbot.waitUntil(lambda: not np.array_equal(from_qimage(window.canvas.image()), hf_before), timeout=2000)
@@ -87,7 +87,7 @@ def test_run_all_through_the_worker_adds_a_history_row(window, qtbot) -> None:
     rows = window.history.list.count()
     with qtbot.waitSignal(window.worker.finished, timeout=60_000) as blocker:
         window.panel.run_all.click()
-    result, output_id = blocker.args[1]
+    result, output_id = blocker.args[1].result, blocker.args[1].output_id
     assert output_id > 0 and result.final.pixels.shape == (512, 512, 3)
     qtbot.waitUntil(lambda: window.history.list.count() == rows + 1, timeout=5000)
     qtbot.waitUntil(lambda: "History as #" in window.panel.status.text(), timeout=5000)
@@ -98,7 +98,7 @@ def test_run_all_through_the_worker_adds_a_history_row(window, qtbot) -> None:
 def test_stage_buttons_run_up_to_their_stage(window, qtbot) -> None:
     with qtbot.waitSignal(window.worker.finished, timeout=60_000) as blocker:
         window.panel.stage_buttons["identity"].click()
-    result, output_id = blocker.args[1]
+    result, output_id = blocker.args[1].result, blocker.args[1].output_id
     assert output_id == 0 and set(result.stages) == {"reference", "A", "B"} and _outputs(window) == 0
 
 
@@ -144,8 +144,8 @@ def test_a_missing_model_shows_its_dialog(window, qtbot) -> None:
     window.panel.engine.setCurrentIndex(window.panel.engine.findData("diffusion"))
     with qtbot.waitSignal(window.worker.failed, timeout=60_000) as blocker:
         window.run_pipeline("all")
-    message = blocker.args[1]
-    assert "model" in message.lower()
+    failure = blocker.args[1]
+    assert failure.kind == "models" and "model" in failure.message.lower()
     qtbot.waitUntil(lambda: getattr(window, "last_error", None) is not None, timeout=5000)
     box = window.last_error
     assert isinstance(box, QMessageBox) and box.isVisible()
@@ -176,10 +176,10 @@ def test_recall_settings_restores_the_sliders(window, qtbot) -> None:
     window.panel.a_strength.setValue(0.3)
     with qtbot.waitSignal(window.worker.finished, timeout=60_000) as blocker:
         window.run_pipeline("all")
-    output_id = blocker.args[1][1]
+    output_id = blocker.args[1].output_id
     window.panel.light_cutoff.setValue(5.0)
     window.panel.a_strength.setValue(0.0)
-    window.recall_settings(output_id)
+    window.history_actions.recall(output_id)
     assert window.panel.light_cutoff.value() == pytest.approx(22.0)
     assert window.panel.a_strength.value() == pytest.approx(0.3)
 

@@ -136,7 +136,7 @@ def test_a_run_killed_with_the_app_is_offered_again_and_runs(qtbot, tmp_path) ->
     assert dialog.list.count() == 1 and "Run all" in dialog.list.item(0).text()
     with qtbot.waitSignal(window.worker.finished, timeout=60_000) as blocker:
         dialog.run_again.click()
-    output_id = blocker.args[1][1]
+    output_id = blocker.args[1].output_id
     qtbot.waitUntil(lambda: window.history.list.count() == 1, timeout=5000)
     (job,) = window.project.jobs()
     assert (job.id, job.state, job.output_id) == (dialog.checked_ids()[0], "done", output_id)
@@ -164,7 +164,7 @@ def test_runs_are_written_to_the_jobs_table(qtbot, tmp_path) -> None:
     window = _open(qtbot, ensure_demo_project(tmp_path / "demo"))
     with qtbot.waitSignal(window.worker.finished, timeout=60_000) as blocker:
         window.run_pipeline("all")
-    output_id = blocker.args[1][1]
+    output_id = blocker.args[1].output_id
     (job,) = window.project.jobs()
     assert (job.kind, job.state, job.output_id) == ("generate", "done", output_id)
     assert job.payload["identity_id"] == window.identities.current_id() and job.payload["until"] is None

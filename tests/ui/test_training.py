@@ -31,14 +31,14 @@ def test_train_an_identity_through_the_worker(window, qtbot) -> None:
     window.worker.progress.connect(lambda job, stage, step, total, msg: progress.append((stage, step, total)))
     with qtbot.waitSignal(window.worker.finished, timeout=120_000):
         window.identities.train.click()
-    qtbot.waitUntil(lambda: not window.training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.jobs.training, timeout=5000)
     identity = window.project.identity(identity_id)
     assert identity.training_state == "trained" and identity.training_params["steps"] == 3
     weights = load_file(str(window.project.path_of(identity.lora_path)))
     assert any("lora" in key for key in weights)
     assert ("train", 3, 3) in progress
     assert "trained" in window.identities.list.currentItem().text()
-    request = window._current_request()
+    request = window.session.request
     assert request.diffusion.lora == str(window.project.path_of(identity.lora_path))
     assert identity.trigger_token in request.diffusion.prompt
 
@@ -50,6 +50,6 @@ def test_cancel_training_marks_it_cancelled(window, qtbot) -> None:
                                    and window.worker.cancel())
     with qtbot.waitSignal(window.worker.cancelled, timeout=120_000):
         window.identities.train.click()
-    qtbot.waitUntil(lambda: not window.training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.jobs.training, timeout=5000)
     assert window.project.identity(identity_id).training_state == "cancelled"
     assert window.project.identity(identity_id).lora_path is None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MegaPortraitError, RequestError
+from ..errors import ErrorKind, MegaPortraitError, RequestError
 from .fast import FastOptions
 from .models import SWITCHES
 
@@ -29,6 +29,8 @@ COMPILE_BY_DEFAULT = True
 
 class OutOfMemory(MegaPortraitError):
     """The device ran out of memory; the message says which setting to change."""
+
+    kind = ErrorKind.MEMORY
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_write import write_bytes_atomically
-from ..errors import MegaPortraitError, ModelMissingError, RequestError
+from ..errors import ErrorKind, MegaPortraitError, ModelMissingError, RequestError
 from ..paths import config_dir
 
 #: The model roles of the diffusion pipeline, in the order a run needs them.
@@ -69,6 +69,8 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 class UnsafeModelError(MegaPortraitError):
     """A model in a pickle format: loading it could run arbitrary code, so it is refused."""
+
+    kind = ErrorKind.MODELS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""Runs and trainings from the window to the GPU worker, each written to the project's jobs table first.
+
+:class:`JobRunner` is what the window talks to: it queues a job in the project, hands the work to
+the long-lived :class:`.workers.GpuWorker`, and passes the worker's typed outcomes on, with the
+kind of job each belongs to.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from ..core.request import RunRequest
+from ..project import Project
+from .jobs import queue_run, queue_training, run_job, training_job
+from .workers import GpuWorker, Job, JobFailure
+
+
+class JobRunner(QObject):
+    """One project's jobs on the worker; ``training`` maps running trainings to their identities."""
+
+    run_finished = Signal(object)            # RunOutcome
+    training_finished = Signal(object)       # TrainingOutcome
+    failed = Signal(bool, object)            # was a training, JobFailure
+    cancelled = Signal(bool)                 # was a training
+    training_progress = Signal(int, float, str)  # identity id, fraction, message
+    run_progress = Signal(str, int, int, str)    # stage, step, total, message
+
+    def __init__(self, worker: GpuWorker) -> None:
+        super().__init__()
+        self.worker = worker
+        self.project: Project | None = None
+        self.training: dict[int, int] = {}      # worker job id → identity id
+        self._rows: dict[int, int] = {}         # worker job id → the project's jobs-table row
+        worker.finished.connect(self._on_worker_finished)
+        worker.failed.connect(self._on_worker_failed)
+        worker.cancelled.connect(self._on_worker_cancelled)
+        worker.progress.connect(self._on_worker_progress)
+
+    def submit_run(self, request: RunRequest, identity_id: int, reference_id: int, until: str | None,
+                   row: int | None = None) -> int:
+        """Queue a run (``row``: an interrupted job run again); returns the worker's job id."""
+        if row is None:
+            row = queue_run(self.project, request, identity_id, reference_id, until)
+        else:
+            self.project.resume_job(row)
+        label = "Run all" if until is None else f"Stage: {until}"
+        job_id = self.worker.submit(Job(label=label, run=run_job(self.project, row, request, identity_id,
+                                                                 reference_id, until)))
+        self._rows[job_id] = row
+        return job_id
+
+    def submit_training(self, identity_id: int, row: int | None = None) -> int:
+        if row is None:
+            row = queue_training(self.project, identity_id)
+        else:
+            self.project.resume_job(row)
+        name = self.project.identity(identity_id).name
+        job_id = self.worker.submit(Job(label=f"Training {name}", kind="train",
+                                        run=training_job(self.project, row, identity_id)))
+        self._rows[job_id] = row
+        self.training[job_id] = identity_id
+        return job_id
+
+    def training_identities(self) -> set[int]:
+        return set(self.training.values())
+
+    def drop_queued(self) -> None:
+        """On quit: jobs still waiting are marked cancelled (the user chose to quit over them)."""
+        for job_id in list(self._rows):
+            self._mark_cancelled_if_queued(job_id)
+
+    # ------------------------------------------------------------------ worker signals
+
+    @Slot(int, object)
+    def _on_worker_finished(self, job_id: int, outcome) -> None:
+        self._rows.pop(job_id, None)
+        if self.training.pop(job_id, None) is not None:
+            self.training_finished.emit(outcome)
+        else:
+            self.run_finished.emit(outcome)
+
+    @Slot(int, object)
+    def _on_worker_failed(self, job_id: int, failure: JobFailure) -> None:
+        self._rows.pop(job_id, None)
+        self.failed.emit(self.training.pop(job_id, None) is not None, failure)
+
+    @Slot(int)
+    def _on_worker_cancelled(self, job_id: int) -> None:
+        self._mark_cancelled_if_queued(job_id)
+        self.cancelled.emit(self.training.pop(job_id, None) is not None)
+
+    @Slot(int, str, int, int, str)
+    def _on_worker_progress(self, job_id: int, stage: str, step: int, total: int, message: str) -> None:
+        identity_id = self.training.get(job_id)
+        if identity_id is not None:
+            self.training_progress.emit(identity_id, step / total if total else 0.0, message)
+        else:
+            self.run_progress.emit(stage, step, total, message)
+
+    def _mark_cancelled_if_queued(self, job_id: int) -> None:
+        # A started job marks itself; one cancelled before it started never ran, so its row says so here.
+        row = self._rows.pop(job_id, None)
+        if row is not None and self.project is not None and self.project.job(row).state == "queued":
+            self.project.update_job(row, state="cancelled")
