@@ -8,17 +8,20 @@ never block in WAL mode. That is what keeps ``database is locked`` from reaching
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ProjectError
+from .errors import ProjectError, disk_problem, sqlite_error
 
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
+READ_ONLY_MESSAGE = ("This project is open read-only (it is on read-only media, or opened so): it can be listed and "
+                     "exported, but not changed. Copy the project folder to a writable disk to change it.")
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -145,23 +148,45 @@ FILE_REFERENCES = (
 def read_schema_version(db_path: Path) -> int:
     """The schema version of ``db_path``, read without changing the file (read-only connection)."""
     try:
-        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        con = connect_read_only(db_path, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads page 1: fails if corrupt
         finally:
             con.close()
-    except sqlite3.DatabaseError as exc:
-        raise ProjectError(f"{db_path.name} is damaged ({exc}); restore the project from a backup or an "
-                           "exported zip.") from None
+    except sqlite3.Error as exc:
+        raise sqlite_error(exc, db_path) from None  # damage named as damage, a full or read-only disk as such
     return int(version)
+
+
+def connect_read_only(db_path: Path, **kwargs) -> sqlite3.Connection:
+    """A connection that can never change ``db_path``.
+
+    On read-only media (a backup share, a DVD) a WAL database cannot be opened even read-only (SQLite
+    must create its ``-shm`` index beside it), so there it is opened as immutable: nothing can change it.
+    """
+    uri = db_path.absolute().as_uri()
+    try:
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, **kwargs)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            con.close()
+            raise
+        return con
+    except sqlite3.OperationalError:
+        if disk_problem(db_path.parent) not in (errno.EROFS, errno.EACCES):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, **kwargs)
 
 
 class Database:
     """One SQLite file shared by the threads of one process; each thread gets its own connection."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        #: Opened with read-only connections (a project on read-only media): every write is refused.
+        self.read_only = read_only
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -175,8 +200,12 @@ class Database:
             raise ProjectError("The project is closed.")
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                  check_same_thread=False)
+            if self.read_only:
+                con = connect_read_only(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                        check_same_thread=False)
+            else:
+                con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                      check_same_thread=False)
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA foreign_keys = ON")
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -204,7 +233,12 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: all of it commits, or none of it (rolled back on any exception)."""
+        """A write transaction: all of it commits, or none of it (rolled back on any exception).
+
+        A full disk, a read-only medium or a missing permission ends as a :class:`ProjectError` naming it.
+        """
+        if self.read_only:
+            raise ProjectError(READ_ONLY_MESSAGE)
         con = self.connection
         for attempt in range(20):
             try:
@@ -212,17 +246,25 @@ class Database:
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
+                    raise sqlite_error(exc, self.path) from None
                 time.sleep(min(0.05 * (attempt + 1), 0.5))
         else:
             raise ProjectError("The project is busy in another program; close it there and try again.")
         try:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            if con.in_transaction:  # SQLite may have rolled back already (a full disk)
+                con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise sqlite_error(exc, self.path) from None
             raise
         else:
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise sqlite_error(exc, self.path) from None
 
     # ------------------------------------------------------------------ schema
 
