@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..core.errors import os_error_message
 from .errors import ProjectError
 from .exchange import export_output, export_project, import_project
 from .history import SORTS, OutputQuery, list_outputs
@@ -75,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
         with import_project(args.zip, args.path) as project:
             print(f"Imported project '{project.name}' into {project.root}")
         return 0
-    with Project.open(args.path) as project:
+    writes = command in ("import-identity", "import-reference") or (command == "verify" and args.repair)
+    # Listing, showing and exporting work on read-only media (a backup share, a DVD); changes are refused there.
+    with Project.open(args.path, read_only=False if writes else None) as project:
+        if project.read_only:
+            print(f"note: {project.root} is on a read-only disk: opened read-only (list, info and export work).",
+                  file=sys.stderr)
         return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
                 "list": _list, "export": _export, "verify": _verify}[command](project, args)
 
@@ -108,10 +114,7 @@ def _info(project: Project, args: argparse.Namespace) -> int:
 
 
 def _import_identity(project: Project, args: argparse.Namespace) -> int:
-    try:
-        identity_id = project.identity_by_name(args.name).id
-    except ProjectError:
-        identity_id = project.create_identity(args.name)
+    identity_id = project.ensure_identity(args.name)  # atomic: a second import into the same new set joins it
     results = import_identity_photos(project, identity_id, _expand(args.photos), on_progress=_show)
     return 0 if any(r.status == IMPORTED for r in results) or not results else 2
 
@@ -168,10 +171,13 @@ def _verify(project: Project, args: argparse.Namespace) -> int:
 def _expand(items: list[str]) -> list[Path]:
     paths = []
     for item in map(Path, items):
-        if item.is_dir():
-            paths.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            paths.append(item)
+        try:
+            if item.is_dir():
+                paths.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+                continue
+        except OSError as exc:  # an unreadable folder: said as such, before anything is imported
+            raise ProjectError(os_error_message(exc, f"the folder {item}")) from None
+        paths.append(item)
     return paths
 
 
