@@ -145,7 +145,7 @@ class FileStore:
         """Write ``target``; ``False`` when a concurrent delete removed its folder under us (try again)."""
         try:
             write_bytes_atomically(target, data, durable=self.durable)
-        except FileNotFoundError:
+        except (FileNotFoundError, FileExistsError):  # FileExistsError: pathlib's mkdir saw the folder, then not
             if not self.root.is_dir():
                 raise ProjectError(f"The project folder {self.root} is gone (a disconnected drive?); nothing was "
                                    "changed.") from None
@@ -156,10 +156,9 @@ class FileStore:
 
     def remove(self, relative: str, sha256: str | None = None) -> None:
         """Delete a stored file; only ever one inside ``objects/`` (see :meth:`absolute`)."""
-        path = self.absolute(relative, sha256)
-        path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # drop the fan-out folder once it is empty
+        # The fan-out folder stays: removing it here would race a writer between its mkdir and its file
+        # (see :meth:`prune`, which repair runs).
+        self.absolute(relative, sha256).unlink(missing_ok=True)
 
     def remove_stray(self, relative: str) -> None:
         """Delete something :meth:`walk` found under ``objects/`` that no row names (a ``.part``, a link).
@@ -179,9 +178,16 @@ class FileStore:
             os.unlink(path)
         except FileNotFoundError:
             return
-        if len(parts) > 2:
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()
+
+    def prune(self) -> None:
+        """Remove empty fan-out folders (``objects/xx``). Run under :attr:`lock`, as repair does."""
+        base = self.root / OBJECTS
+        if base.is_symlink() or not base.is_dir():
+            return
+        for folder in base.iterdir():
+            if folder.is_dir() and not folder.is_symlink():
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only an empty one goes
 
     def walk(self) -> list[str]:
         """Everything under ``objects/`` that is not a folder (relative paths): stored files, ``.part``

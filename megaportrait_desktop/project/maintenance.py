@@ -123,5 +123,6 @@ def repair(project: Project, deep: bool = False) -> VerifyReport:
         for path in report.orphan_files:
             project.files.remove_stray(path)
         project.collect_garbage()
+        project.files.prune()
         leftovers.sweep(project.root)
         return _verify(project, deep)
