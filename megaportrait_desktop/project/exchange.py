@@ -141,9 +141,10 @@ def export_project(project: Project, dest: str | Path) -> Path:
                            f"'{str(unsafe[0])[:80]}'); they are never exported. Run 'project verify --repair' first.")
     leftovers.sweep_legacy_exports()
     folder = project.root if not project.read_only and disk_problem(project.root) is None else dest.parent
-    leftovers.sweep(folder)
+    for place in {folder, dest.parent}:
+        leftovers.sweep(place)  # what killed exports left there
     snapshot = leftovers.export_snapshot_path(folder)
-    part = dest.with_name(f".{dest.name}.part")
+    part = leftovers.partial_zip_path(dest)
     try:
         target = sqlite3.connect(snapshot)
         try:

@@ -1,7 +1,8 @@
 """Temporary files and folders of exports and imports, named for the process that owns them.
 
 An export copies the client's database beside the project (``.mp-export-<host>-<pid>-<token>.db``, never
-in ``/tmp``) and an import unpacks into ``.<name>.importing-<host>-<pid>-<token>`` beside its target.
+in ``/tmp``) and writes ``.<zip name>.part-<host>-<pid>-<token>`` beside the zip; an import unpacks into
+``.<name>.importing-<host>-<pid>-<token>`` beside its target.
 When such a process is killed, its leftover is found later by its name: it is stale once its process is
 gone from this machine, or after a week whatever its owner (another machine on a shared drive).
 ``verify --repair`` and the next export or import remove stale ones.
@@ -27,6 +28,7 @@ LEGACY_EXPORT_AGE_S = 24 * 3600
 _OWNER = r"(?P<host>[A-Za-z0-9-]{0,40})-(?P<pid>\d{1,10})-(?P<token>[0-9a-f]{8})"
 _EXPORT = re.compile(re.escape(EXPORT_PREFIX) + _OWNER + r"\.db(-journal|-wal|-shm)?")
 _IMPORT = re.compile(r"\..+\.importing-" + _OWNER)
+_PART = re.compile(r"\..+\.part-" + _OWNER)
 
 
 def _host() -> str:
@@ -49,9 +51,14 @@ def import_staging_path(target: Path) -> Path:
     return target.parent / f".{target.name}.importing-{owner_tag()}"
 
 
+def partial_zip_path(dest: Path) -> Path:
+    """Where an export writes its zip until it is complete (then renamed to ``dest``)."""
+    return dest.parent / f".{dest.name}.part-{owner_tag()}"
+
+
 def is_stale(path: Path) -> bool:
     """Whether ``path`` (named by :func:`owner_tag`) was left by a process that is gone."""
-    match = _EXPORT.fullmatch(path.name) or _IMPORT.fullmatch(path.name)
+    match = _EXPORT.fullmatch(path.name) or _IMPORT.fullmatch(path.name) or _PART.fullmatch(path.name)
     if match is None:
         return False
     try:
