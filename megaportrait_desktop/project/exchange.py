@@ -134,8 +134,8 @@ def export_project(project: Project, dest: str | Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise storage_error(exc, f"the folder for {dest.name}") from None
-    rows = project.db.query("SELECT sha256, path FROM files ORDER BY path")
-    unsafe = [r["path"] for r in rows if not project.files.is_safe(r["path"], r["sha256"])]
+    unsafe = [r["path"] for r in project.db.query("SELECT sha256, path FROM files")
+              if not project.files.is_safe(r["path"], r["sha256"])]
     if unsafe:
         raise ProjectError(f"The project names {len(unsafe)} file(s) outside its folder (e.g. "
                            f"'{str(unsafe[0])[:80]}'); they are never exported. Run 'project verify --repair' first.")
@@ -149,14 +149,16 @@ def export_project(project: Project, dest: str | Path) -> Path:
         target = sqlite3.connect(snapshot)
         try:
             project.db.connection.backup(target)  # consistent even while another thread writes
+            # The files the snapshot names, so the zip holds exactly what its database refers to.
+            rows = target.execute("SELECT sha256, path FROM files ORDER BY path").fetchall()
         finally:
             target.close()
         with zipfile.ZipFile(part, "w") as zf:
             zf.write(snapshot, DB_NAME, compress_type=zipfile.ZIP_DEFLATED)
-            for row in rows:
-                source = project.files.absolute(row["path"], row["sha256"])  # checked: inside objects/, no link
+            for sha, path in rows:
+                source = project.files.absolute(path, sha)  # checked: inside objects/, no link on the way
                 if source.is_file():
-                    zf.write(source, row["path"], compress_type=zipfile.ZIP_STORED)
+                    zf.write(source, path, compress_type=zipfile.ZIP_STORED)
         os.replace(part, dest)
     except OSError as exc:
         part.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import stat
+import time
 import uuid
 import zipfile
 import zlib
@@ -62,6 +63,8 @@ _CHUNK = 1 << 20
 _MAX_HEADER = safetensors_header.MAX_HEADER
 #: No model file is near a terabyte; a larger size in a manifest is not a byte count.
 MAX_FILE_SIZE = 1 << 40
+#: A staging folder this old belongs to an install that was killed.
+STALE_STAGING_S = 24 * 3600
 #: A model is a diffusers ``folder`` or a ``single_file``; a ``config`` entry holds the diffusers config
 #: files (no weights) that a single-file model of the pack names as its ``config``.
 KINDS = ("folder", "single_file", "config")
@@ -416,6 +419,7 @@ def install_pack(pack: str | Path, models_dir: Path | None = None, reporter: Rep
             record = installed.load_registry(root)
             to_copy = [f for m in manifest.models for f in m.files if not _already_installed(root, f)]
             _check_free_space(root, sum(f.size for f in to_copy))
+            _remove_stale_staging(root)
             staging = root / f".incoming-{uuid.uuid4().hex}"
             try:
                 total, done = sum(f.size for f in to_copy), 0
@@ -451,6 +455,14 @@ def install_pack(pack: str | Path, models_dir: Path | None = None, reporter: Rep
         except (MegaPortraitError, OSError):
             report.roles_set = []  # unreadable settings: the models are installed, choosing them is left to the user
     return report
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Staging folders of installs killed before they finished (a day old: no install runs that long)."""
+    for folder in root.glob(".incoming-*"):
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and not folder.is_symlink() and time.time() - folder.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(folder)
 
 
 def _already_installed(root: Path, f: PackFile) -> bool:
