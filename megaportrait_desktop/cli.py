@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import cli_diffusion
 from .core.errors import Cancelled, MegaPortraitError
+from .core.logs import log_path, setup_logging
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
 EXIT_BAD_INPUT = 2
@@ -272,9 +273,7 @@ def _identity_photos(folder: Path) -> list[Path]:
 
 
 def _log_path() -> Path:
-    from .core.paths import config_dir
-
-    return config_dir() / "megaportrait.log"
+    return log_path()
 
 
 def route_native_logs() -> None:
@@ -302,12 +301,4 @@ def route_native_logs() -> None:
 
 
 def _setup_logging() -> None:
-    try:
-        path = _log_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    setup_logging()

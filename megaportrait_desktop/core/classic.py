@@ -12,34 +12,16 @@ Stages are plain functions of arrays and request parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from . import frequency
 from .align import FaceCrop, fit_similarity, transform_points, warp_between, warp_to_full
+from .engine import Pair, SourcePhoto
 from .face import Face
 from .landmarks import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, STABLE_POINTS
 from .masks import face_mask, grow, polygon_mask
 from .request import HarmonizeParams, IdentityParams, MaskParams, ShadingParams
-
-
-@dataclass(frozen=True, eq=False)
-class SourcePhoto:
-    """One identity photo with its chosen face: float32 RGB in ``[0, 1]``."""
-
-    rgb: np.ndarray
-    face: Face
-
-
-@dataclass(frozen=True, eq=False)
-class Pair:
-    a: np.ndarray
-    b: np.ndarray
-    #: The source face's landmarks in crop coordinates (B's geometry).
-    b_landmarks: np.ndarray
-    source_index: int
 
 
 def choose_source(sources: list[SourcePhoto], reference: Face) -> int:

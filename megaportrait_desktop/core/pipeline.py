@@ -1,11 +1,14 @@
 """One entry point for a run: :func:`run` takes a :class:`RunRequest` and returns every stage's image.
 
-Progress goes to a callback per stage and step; a :class:`CancelToken` stops the run between steps
-and the partial result is discarded (``Cancelled`` is raised, nothing is returned).
+This is the one orchestrator for both engines: it loads the inputs, crops the face, pastes
+through the mask, fills the stage images and scores the output; the engine (:mod:`.engine`)
+answers the stage calls. Progress goes to a callback per stage and step; a :class:`CancelToken`
+stops the run between steps and the partial result is discarded (``Cancelled`` is raised).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,20 +20,25 @@ import numpy as np
 
 from . import classic
 from .align import FaceCrop, crop_face
-from .errors import FaceError, ImageError, RequestError
-from .face import Face, choose_face, detect_faces
+from .classic_engine import ClassicEngine
+from .engine import Engine, Pasted, Scene, SourcePhoto
+from .errors import FaceError, RequestError
+from .face import Face, detect_faces
 from .identity import available_backend, identity_embedding, identity_score
-from .imaging import Picture, from_float, load_image, save_image, to_float, to_uint8
+from .imaging import Picture, from_float, save_image, to_float, to_uint8
+from .inputs import load_reference, load_sources, load_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
+from .stages import STAGES, Stage, Stop
 
 if TYPE_CHECKING:
     from .diffusion.engine import DiffusionEngine
 
-#: Stage images, in pipeline order; crop-space stages first, full-resolution ones last.
-STAGES = ("reference", "A", "B", "light_map", "hf_map", "shaded", "mask", "pasted", "final")
+__all__ = ["STAGES", "STOPS", "RunResult", "diffusion_engine", "engine_for", "load_reference", "load_sources",
+           "run", "save_result"]
+
 #: Where a run may stop early (``until``), for the app's per-stage buttons; ``None`` runs everything.
-STOPS = ("identity", "shading", "harmonize")
+STOPS = tuple(Stop)
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,12 +75,13 @@ class RunResult:
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, models_dir: Path | None = None, until: str | None = None, *,
-        diffusion: DiffusionEngine | None = None) -> RunResult:
+        diffusion: DiffusionEngine | None = None, engine: Engine | None = None) -> RunResult:
     """Run the pipeline for ``request`` with the engine it names, to the end or ``until`` a stage
     (``"identity"``: the pair; ``"shading"``: up to the pasted face; ``"harmonize"``: all).
 
     ``diffusion`` is the engine that keeps diffusion models loaded between runs (the app's worker
-    holds one); without it a fresh one reads the model settings and loads them.
+    holds one); without it a fresh one reads the model settings and loads them. ``engine`` replaces
+    the one the request names (tests, benchmarks).
 
     Raises
     ------
@@ -82,11 +91,66 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
         When ``cancel`` was set; nothing partial is returned.
     """
     reporter = Reporter(on_progress, cancel)
-    if until is not None and until not in STOPS:
-        raise RequestError(f"Unknown stage {until!r}; use one of {', '.join(STOPS)}.")
-    if request.engine == "diffusion":
-        return (diffusion or diffusion_engine()).run(request, reporter, models_dir, until=until)
-    return _run_classic(request, reporter, models_dir, until)
+    stop = _stop(until)
+    engine = engine or engine_for(request, diffusion)
+    clock = StageClock()
+    timings, lap = clock.timings, clock.lap
+
+    scene, warnings = load_scene(request, reporter, models_dir)
+    request, notes = engine.prepare(scene, reporter)  # the request as run: its models named and pinned
+    scene = dataclasses.replace(scene, request=request)
+    warnings += notes
+    lap("load")
+
+    pair = engine.identity_pair(scene, reporter)
+    lap("identity")
+    stages = {Stage.REFERENCE: to_uint8(scene.crop_rgb), Stage.A: to_uint8(pair.a), Stage.B: to_uint8(pair.b)}
+    if stop is Stop.IDENTITY:
+        return _partial(request, stages, pair.source_index, scene.face, timings, warnings, engine)
+
+    shading = engine.shading(scene, pair, reporter)
+    lap("shading")
+
+    reporter("paste", 0, 1, "Pasting the face back")
+    seam_px = request.harmonize.seam_width / scene.crop.scale
+    mask, mask_crop, roi = paste_mask(request, scene.picture.pixels.shape[:2], scene.crop, seam_px,
+                                      lambda: engine.auto_mask(scene, pair))
+    pasted = paste(scene, shading.shaded, mask, mask_crop, roi)
+    lap("paste")
+    stages.update({Stage.LIGHT_MAP: to_uint8(shading.light), Stage.HF_MAP: to_uint8(np.clip(shading.hf + 0.5, 0, 1)),
+                   Stage.SHADED: to_uint8(shading.shaded), Stage.MASK: to_uint8(np.clip(mask_crop, 0, 1)),
+                   Stage.PASTED: to_uint8(pasted.pixels)})
+    if stop is Stop.SHADING:
+        return _partial(request, stages, pair.source_index, scene.face, timings, warnings, engine)
+
+    harmonized = engine.harmonize(scene, pasted, seam_px, reporter)
+    x0, y0, x1, y1 = roi
+    final_pixels = pasted.pixels.copy()
+    window = final_pixels[y0:y1, x0:x1]
+    window[harmonized.region] = harmonized.window[harmonized.region]  # outside: the pasted (reference) pixels
+    region = np.zeros(final_pixels.shape[:2], bool)
+    region[y0:y1, x0:x1] = harmonized.region | (mask > 0)
+    lap("harmonize")
+    reporter("harmonize", 1, 1, "Done")
+
+    final = scene.picture.with_pixels(final_pixels)
+    stages[Stage.FINAL] = to_uint8(final_pixels)
+    score, backend = _score(final, scene.face, scene.sources, models_dir)
+    lap("score")
+    return RunResult(request=request, final=final, stages=stages, region=region, source_index=pair.source_index,
+                     face_box=scene.face.box, timings=timings, identity_score=score, score_backend=backend,
+                     warnings=tuple(warnings), models=engine.models_used())
+
+
+#: The engines a request may name, each made on demand (the diffusion one imports PyTorch).
+ENGINES: dict[str, Callable[[], Engine]] = {"classic": ClassicEngine, "diffusion": lambda: diffusion_engine()}
+
+
+def engine_for(request: RunRequest, diffusion: DiffusionEngine | None = None) -> Engine:
+    """The engine ``request`` names; ``diffusion`` is a loaded diffusion engine to reuse."""
+    if request.engine == "diffusion" and diffusion is not None:
+        return diffusion
+    return ENGINES[request.engine]()
 
 
 def diffusion_engine() -> DiffusionEngine:
@@ -99,123 +163,44 @@ def diffusion_engine() -> DiffusionEngine:
     return DiffusionEngine()
 
 
-# ------------------------------------------------------------------------------------------ inputs
-
-
-def load_reference(path: str | Path, face_index: int | None) -> tuple[Picture, list[Face], Face]:
-    """The reference picture, its faces (largest first) and the chosen one."""
-    picture = load_image(path)
-    faces = detect_faces(picture.rgb8())
-    if not faces:
-        raise FaceError(f"{Path(path).name}: no face found in the reference; choose a portrait with a visible face.")
-    return picture, faces, choose_face(faces, face_index)
-
-
-def load_sources(paths: tuple[str, ...], reporter: Reporter) -> tuple[list[classic.SourcePhoto], list[str]]:
-    """The identity photos that have a face; the others are skipped with a warning."""
-    sources, warnings = [], []
-    for i, path in enumerate(paths):
-        reporter("load", i, len(paths), f"Reading identity photo {Path(path).name}")
-        try:
-            picture = load_image(path)
-        except ImageError as exc:
-            warnings.append(f"Skipped {exc}")
-            continue
-        rgb8 = picture.rgb8()
-        faces = detect_faces(rgb8)
-        if not faces:
-            warnings.append(f"Skipped {Path(path).name}: no face found.")
-            continue
-        sources.append(classic.SourcePhoto(rgb=to_float(picture.pixels), face=faces[0]))
-    if not sources:
-        raise FaceError("None of the identity photos has a usable face; add clear photos of the client.")
-    return sources, warnings
-
-
-def load_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """A user-edited mask PNG (grey or alpha) at the reference's size, as float32 ``[0, 1]``."""
-    picture = load_image(path)
-    grey = picture.alpha if picture.alpha is not None else picture.pixels[:, :, 0]
-    if grey.shape != tuple(shape):
-        raise ImageError(f"{Path(path).name}: the mask is {grey.shape[1]}×{grey.shape[0]} but the reference is "
-                         f"{shape[1]}×{shape[0]}; reset the mask to the automatic one.")
-    return to_float(grey)
-
-
-# ------------------------------------------------------------------------------------------ classic
-
-
-def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None,
-                 until: str | None = None) -> RunResult:
-    clock = StageClock()
-    timings, lap = clock.timings, clock.lap
-
-    total = len(request.identity) + 1
-    report("load", 0, total, "Reading the reference")
+def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
+    """Read the reference and the identity photos and crop the reference face at the working size."""
+    reporter("load", 0, len(request.identity) + 1, "Reading the reference")
     picture, _, face = load_reference(request.reference, request.face_index)
-    sources, warnings = load_sources(request.identity, report)
-    reference = to_float(picture.pixels)
-    crop = crop_face(reference, face.landmarks, request.crop_size)
-    lap("load")
+    sources, warnings = load_sources(request.identity, reporter)
+    crop = crop_face(to_float(picture.pixels), face.landmarks, request.crop_size)
+    return Scene(request, picture, face, crop, sources, models_dir), warnings
 
-    report("identity", 0, 1, "Aligning the best-matching identity photo")
-    pair = classic.identity_pair(crop, crop.image, sources, face, request.identity_params)
-    lap("identity")
-    stages = {"reference": to_uint8(crop.image), "A": to_uint8(pair.a), "B": to_uint8(pair.b)}
-    if until == "identity":
-        return _partial(request, stages, pair.source_index, face, timings, warnings)
 
-    report("shading", 0, 1, "Separating light and detail")
-    light, hf, shaded = classic.shade(pair.a, pair.b, request.shading)
-    lap("shading")
-
-    report("paste", 0, 1, "Pasting the face back")
-    seam_px = request.harmonize.seam_width / crop.scale
-    mask, mask_crop, roi = paste_mask(request, picture.pixels.shape[:2], crop, seam_px,
-                                      lambda: classic.crop_mask(crop, face, pair.b_landmarks, request.mask_params))
+def paste(scene: Scene, shaded: np.ndarray, mask: np.ndarray, mask_crop: np.ndarray,
+          roi: tuple[int, int, int, int]) -> Pasted:
+    """The shaded face pasted into the reference at full resolution; only pixels inside the mask change."""
     x0, y0, x1, y1 = roi
-    ref_roi = reference[y0:y1, x0:x1]
-    pasted = classic.paste_back(ref_roi, shaded, crop, mask, roi)
-    lap("paste")
-    pasted_full = picture.pixels.copy()
-    pasted_full[y0:y1, x0:x1] = from_float(pasted, picture.pixels.dtype)
-    stages.update({"light_map": to_uint8(light), "hf_map": to_uint8(np.clip(hf + 0.5, 0, 1)),
-                   "shaded": to_uint8(shaded), "mask": to_uint8(np.clip(mask_crop, 0, 1)),
-                   "pasted": to_uint8(pasted_full)})
-    if until == "shading":
-        return _partial(request, stages, pair.source_index, face, timings, warnings)
+    reference = scene.picture.pixels
+    roi_float = classic.paste_back(to_float(reference[y0:y1, x0:x1]), shaded, scene.crop, mask, roi)
+    pixels = reference.copy()
+    window = pixels[y0:y1, x0:x1]
+    inside = mask > 0
+    window[inside] = from_float(roi_float, reference.dtype)[inside]
+    return Pasted(roi, mask, mask_crop, shaded, pixels, roi_float)
 
-    report("harmonize", 0, 1, "Matching colour and blending the seam")
-    local_landmarks = face.landmarks.copy()
-    local_landmarks[:, 0] -= x0
-    local_landmarks[:, 1] -= y0
-    skin = classic.skin_mask(local_landmarks, mask.shape, margin=3.0 / crop.scale) & (mask > 0.5)
-    harmonized, region = classic.harmonize(pasted, ref_roi, mask, skin, request.harmonize, seam_px)
-    final_pixels = picture.pixels.copy()
-    patch = from_float(harmonized, picture.pixels.dtype)
-    window = final_pixels[y0:y1, x0:x1]
-    window[region] = patch[region]  # outside the region: the reference's own pixels, untouched
-    full_region = np.zeros(picture.pixels.shape[:2], bool)
-    full_region[y0:y1, x0:x1] = region
-    lap("harmonize")
-    report("harmonize", 1, 1, "Done")
 
-    final = picture.with_pixels(final_pixels)
-    stages["final"] = to_uint8(final_pixels)
-    score, backend = _score(final, face, sources, models_dir)
-    lap("score")
-    return RunResult(request=request, final=final, stages=stages, region=full_region,
-                     source_index=pair.source_index, face_box=face.box, timings=timings,
-                     identity_score=score, score_backend=backend, warnings=tuple(warnings))
+def _stop(until: str | None) -> Stop | None:
+    if until is None or until == Stop.HARMONIZE:
+        return None
+    try:
+        return Stop(until)
+    except ValueError:
+        raise RequestError(f"Unknown stage {until!r}; use one of {', '.join(STOPS)}.") from None
 
 
 def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: int, face: Face,
-             timings: dict[str, float], warnings: list[str]) -> RunResult:
+             timings: dict[str, float], warnings: list[str], engine: Engine) -> RunResult:
     return RunResult(request=request, final=None, stages=stages, region=None, source_index=source_index,
-                     face_box=face.box, timings=timings, warnings=tuple(warnings))
+                     face_box=face.box, timings=timings, warnings=tuple(warnings), models=engine.models_used())
 
 
-def _score(final: Picture, face: Face, sources: list[classic.SourcePhoto],
+def _score(final: Picture, face: Face, sources: list[SourcePhoto],
            models_dir: Path | None) -> tuple[float | None, str | None]:
     """The identity score of the output face, when an embedding backend is installed."""
     backend, _ = available_backend(models_dir)

@@ -115,6 +115,9 @@ class DiffusionParams:
     inpaint_controlnet: str | None = None
     #: ``None`` = the settings file; else ``auto``, ``cuda``, ``mps`` or ``cpu``.
     device: str | None = None
+    #: The SHA-256 of each model (by role, and ``lora``) this request must run with: a run records the
+    #: ones it used, so a recalled request refuses different files instead of quietly making another image.
+    model_sha256: dict[str, str] | None = None
 
     def model_overrides(self) -> dict[str, str | None]:
         return {role: getattr(self, role) for role in ("base", "face_controlnet", "light_controlnet",

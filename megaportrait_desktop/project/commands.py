@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import sys
 from pathlib import Path
 
 from ..core.errors import os_error_message
-from .errors import ProjectError
+from .errors import ProjectError, disk_problem
 from .exchange import export_output, export_project, import_project
 from .history import SORTS, OutputQuery, list_outputs
 from .imports import IMPORTED, import_identity_photos, import_references
@@ -17,6 +18,8 @@ from .maintenance import repair, verify
 from .project import Project
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
+#: Commands that only read the project.
+READING = {"info", "list", "export"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -69,18 +72,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     command = args.project_command
     if command == "new":
-        with Project.create(args.path, args.name) as project:
+        with Project.create(args.path, args.name, program="the command 'project new'") as project:
             print(f"Created project '{project.name}' in {project.root}")
         return 0
     if command == "import":
         with import_project(args.zip, args.path) as project:
             print(f"Imported project '{project.name}' into {project.root}")
         return 0
-    writes = command in ("import-identity", "import-reference") or (command == "verify" and args.repair)
-    # Listing, showing and exporting work on read-only media (a backup share, a DVD); changes are refused there.
-    with Project.open(args.path, read_only=False if writes else None) as project:
-        if project.read_only:
-            print(f"note: {project.root} is on a read-only disk: opened read-only (list, info and export work).",
+    # Reading commands open the project read-only: they work beside the app, which holds the write lock.
+    read_only = command in READING or (command == "verify" and not args.repair)
+    with Project.open(args.path, read_only=read_only, program=f"the command 'project {command}'") as project:
+        if read_only and disk_problem(project.root) == errno.EROFS:
+            print(f"note: {project.root} is on a read-only disk: list, info and export work; changes do not.",
                   file=sys.stderr)
         return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
                 "list": _list, "export": _export, "verify": _verify}[command](project, args)

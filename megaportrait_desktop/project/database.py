@@ -1,8 +1,16 @@
-"""SQLite for a project: WAL, foreign keys, a schema version with migrations, one connection per thread.
+"""SQLite for a project: a rollback journal, foreign keys, a schema version with migrations, one
+connection per thread.
+
+Why a rollback journal and not WAL: SQLite's locks are POSIX advisory locks, which a process loses
+on a file as soon as *any* descriptor of that file is closed in it (a file dialog sniffing
+``project.db`` is enough). In WAL mode another program that then opens and closes the project sees
+no other user and deletes ``-wal``/``-shm`` while this process still writes into them, so later
+commits vanish. A rollback journal keeps no state between transactions that another program could
+delete, and every transaction re-checks the file; the one-writer rule is kept by ``project.lock``
+(see :mod:`.lock`), which such a close cannot drop.
 
 Writes use ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two writers queue on the busy
-timeout instead of failing on a lock upgrade) and are retried if the lock is still held; readers
-never block in WAL mode. That is what keeps ``database is locked`` from reaching the user.
+timeout instead of failing on a lock upgrade) and are retried while the lock is held elsewhere.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import errno
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +29,10 @@ from .errors import ProjectError, disk_problem, sqlite_error
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
-READ_ONLY_MESSAGE = ("This project is open read-only (it is on read-only media, or opened so): it can be listed and "
-                     "exported, but not changed. Copy the project folder to a writable disk to change it.")
+JOURNAL_MODE = "delete"
+READ_ONLY_MESSAGE = ("This project is open read-only here (by a reading command, or on read-only media); nothing can "
+                     "be changed in it. Open it for writing (close it in the other window or command first), or copy "
+                     "it from read-only media to a writable disk.")
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -146,8 +157,14 @@ FILE_REFERENCES = (
 
 
 def read_schema_version(db_path: Path) -> int:
-    """The schema version of ``db_path``, read without changing the file (read-only connection)."""
+    """The schema version of ``db_path``, read without changing the file (read-only connection).
+
+    A process killed in the middle of a write leaves a hot journal, which a read-only connection
+    cannot roll back: on a writable disk SQLite's own recovery runs first (a read-write connection
+    rolls the unfinished change back; the journal is only hot when no live process holds it).
+    """
     try:
+        recover_interrupted_write(db_path)
         con = connect_read_only(db_path, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             version = con.execute("PRAGMA user_version").fetchone()[0]
@@ -159,11 +176,24 @@ def read_schema_version(db_path: Path) -> int:
     return int(version)
 
 
+def recover_interrupted_write(db_path: Path) -> None:
+    """Roll back the change a killed process left half-written (its hot journal), where the disk allows it."""
+    journal = db_path.with_name(db_path.name + "-journal")
+    if not journal.is_file() or journal.stat().st_size == 0 or disk_problem(db_path.parent) is not None:
+        return
+    con = sqlite3.connect(_uri(db_path, False), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read rolls a hot journal back
+    finally:
+        con.close()
+
+
 def connect_read_only(db_path: Path, **kwargs) -> sqlite3.Connection:
     """A connection that can never change ``db_path``.
 
-    On read-only media (a backup share, a DVD) a WAL database cannot be opened even read-only (SQLite
-    must create its ``-shm`` index beside it), so there it is opened as immutable: nothing can change it.
+    On read-only media (a backup share, a DVD) a database still in WAL mode (made by an earlier version)
+    cannot be opened even read-only (SQLite must create its ``-shm`` index beside it), so there it is
+    opened as immutable: nothing can change it there.
     """
     uri = db_path.absolute().as_uri()
     try:
@@ -181,11 +211,14 @@ def connect_read_only(db_path: Path, **kwargs) -> sqlite3.Connection:
 
 
 class Database:
-    """One SQLite file shared by the threads of one process; each thread gets its own connection."""
+    """One SQLite file shared by the threads of one process; each thread gets its own connection.
+
+    ``read_only`` connections (``mode=ro``) never write, so they are safe beside a writer in another
+    process; they can neither checkpoint nor delete anything.
+    """
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
-        #: Opened with read-only connections (a project on read-only media): every write is refused.
         self.read_only = read_only
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -204,12 +237,12 @@ class Database:
                 con = connect_read_only(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                         check_same_thread=False)
             else:
-                con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                      check_same_thread=False)
+                con = sqlite3.connect(_uri(self.path, False), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                      isolation_level=None, check_same_thread=False)
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA foreign_keys = ON")
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            con.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoint, never corrupt
+            con.execute("PRAGMA synchronous = FULL")  # with a rollback journal: a commit survives power loss
             self._local.con = con
             with self._lock:
                 self._all.append(con)
@@ -282,12 +315,31 @@ class Database:
                 tx.execute(f"PRAGMA user_version = {version}")
 
 
-def enable_wal(path: Path) -> None:
-    con = sqlite3.connect(path, isolation_level=None)
+def use_rollback_journal(path: Path) -> None:
+    """Switch a project database to the rollback journal (projects before this version used WAL).
+
+    Raises
+    ------
+    ProjectError
+        When another program holds the database open, so the switch cannot be made safely.
+    """
+    con = sqlite3.connect(_uri(path, False), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
-        con.execute("PRAGMA journal_mode = WAL")
+        mode = con.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in (5, 6):  # not SQLITE_BUSY/LOCKED: the disk
+            raise sqlite_error(exc, path) from None
+        raise ProjectError(f"{path.name} is in use by another program ({exc}); close it there and try again.") \
+            from None
     finally:
         con.close()
+    if str(mode).lower() != JOURNAL_MODE:
+        raise ProjectError(f"{path.name} is in use by another program (it stays in {mode} mode); close it there "
+                           "and try again.")
+
+
+def _uri(path: Path, read_only: bool) -> str:
+    return f"file:{urllib.parse.quote(str(path))}" + ("?mode=ro" if read_only else "")
 
 
 def _statements(script: str) -> list[str]:

@@ -13,10 +13,19 @@ from ..core.errors import MegaPortraitError, os_error_message
 #: SQLite's primary result codes that name the disk, not the data (sqlite3.h).
 _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 3, 8, 10, 11, 13, 14
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_NOTADB = 5, 6, 26
+_SQLITE_READONLY_ROLLBACK = 8 | (3 << 8)  # a hot journal that a read-only connection cannot roll back
 
 
 class ProjectError(MegaPortraitError):
     """The project cannot be opened, read or written as asked; the message says what to do."""
+
+
+class ProjectBusyError(ProjectError):
+    """Another process (or window) has the project open for writing; ``holder`` says who, when known."""
+
+    def __init__(self, message: str, holder: object | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class UnsafePathError(ProjectError):
@@ -32,11 +41,15 @@ def sqlite_error(exc: sqlite3.Error, db_path: Path) -> ProjectError:
     """A :class:`ProjectError` for what SQLite said about ``db_path``: damage only when the data is damaged.
 
     SQLite reports a full disk, a read-only medium and a missing permission with several codes (a full
-    disk can also read as "disk I/O error" when the WAL index cannot grow), so for those the file
-    system itself is asked which one it is.
+    disk can also read as "disk I/O error"), so for those the file system itself is asked which one it is.
     """
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    extended = getattr(exc, "sqlite_errorcode", None) or 0
+    code = extended & 0xFF
     name = db_path.name
+    if extended == _SQLITE_READONLY_ROLLBACK:
+        return ProjectError(f"{name} was left in the middle of a change by a program that stopped (a crash?); open "
+                            "the project for writing once (in the app, or a command that changes it) so the change is "
+                            "rolled back, or copy it to a writable disk first.")
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return ProjectError(f"{name} is damaged ({exc}); restore the project from a backup or an exported zip.")
     if code in (_SQLITE_BUSY, _SQLITE_LOCKED):

@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 import string
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,10 @@ from PIL import Image
 
 from ..core.errors import os_error_message
 from ..core.imaging import to_uint8
-from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, enable_wal, read_schema_version
+from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, read_schema_version, use_rollback_journal
 from .errors import ProjectError, UnsafePathError, disk_problem, sqlite_error, storage_error
 from .files import FileStore, StoredFile
+from .lock import LOCK_NAME, ProjectLock
 
 DB_NAME = "project.db"
 THUMB_SIZE = 256
@@ -50,6 +52,8 @@ class Identity:
     photo_count: int
     warning_count: int
     created: float
+    #: Why the latest training failed, until the next attempt (``None`` when it did not fail).
+    training_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,21 +132,35 @@ class Job:
 # ---------------------------------------------------------------------------------------- project
 
 
-class Project:
-    """An open project. Thread-safe: any thread may read or write (each gets its own connection)."""
+#: Who opens a project for writing, as a refused second writer is told.
+DEFAULT_PROGRAM = "a MegaPortrait command"
 
-    def __init__(self, root: Path, db: Database, durable: bool = True, read_only: bool = False) -> None:
+
+class Project:
+    """An open project. Thread-safe: any thread may read or write (each gets its own connection).
+
+    Opened for writing, it holds the project's lock (:mod:`.lock`) until :meth:`close`: no other
+    MegaPortrait window or command writes meanwhile. Opened ``read_only`` it takes no lock and
+    cannot write; that is how commands read a project that the app has open.
+    """
+
+    def __init__(self, root: Path, db: Database, durable: bool = True, lock: ProjectLock | None = None) -> None:
         self.root = root
         self.db = db
         self.files = FileStore(root, durable=durable)
-        #: Opened read-only (read-only media): list, show and export work; every change is refused.
-        self.read_only = read_only
+        self.lock = lock
+        #: Jobs left queued or running by a process that ended without finishing them (see :meth:`open`).
+        self.interrupted: list[Job] = []
+
+    @property
+    def read_only(self) -> bool:
+        return self.db.read_only
 
     # ------------------------------------------------------------------ open / create / close
 
     @classmethod
-    def create(cls, root: str | Path, name: str | None = None) -> Project:
-        """Create a new project folder (it must not exist, or be empty).
+    def create(cls, root: str | Path, name: str | None = None, program: str = DEFAULT_PROGRAM) -> Project:
+        """Create a new project folder (it must not exist, or be empty), open for writing.
 
         On any failure (a full disk, a read-only parent) what was created is removed again, so a retry
         finds the folder as it was.
@@ -156,9 +174,10 @@ class Project:
         except OSError as exc:
             raise storage_error(exc, f"the folder {root}") from None
         db_path = root / DB_NAME
-        db = None
+        db = lock = None
         try:
-            enable_wal(db_path)
+            lock = ProjectLock(root, program).acquire()
+            use_rollback_journal(db_path)
             db = Database(db_path)
             db.migrate()
             with db.write() as tx:
@@ -167,21 +186,26 @@ class Project:
         except BaseException as exc:
             if db is not None:
                 db.close()
+            if lock is not None:
+                lock.release()
             _remove_created(root, created)
             if isinstance(exc, sqlite3.Error):
                 raise sqlite_error(exc, db_path) from None
             if isinstance(exc, OSError):
                 raise storage_error(exc, f"the folder {root}") from None
             raise
-        return cls(root, db)
+        return cls(root, db, lock=lock)
 
     @classmethod
-    def open(cls, root: str | Path, durable: bool = True, read_only: bool | None = None) -> Project:
+    def open(cls, root: str | Path, durable: bool = True, *, read_only: bool = False,
+             program: str = DEFAULT_PROGRAM) -> Project:
         """Open a project folder; older schemas are migrated, newer ones refused untouched.
 
-        ``read_only``: ``None`` opens read-only when the folder cannot be written (read-only media, a
-        backup share): listing, showing and exporting work, changes are refused with a message. ``True``
-        always opens read-only; ``False`` refuses a folder that cannot be written.
+        For writing (the default) the project's lock is taken first: a second writer gets
+        :class:`ProjectBusyError` naming the holder. Jobs that a dead process left queued or running
+        are listed in :attr:`interrupted`. ``read_only`` takes no lock and changes nothing on disk; it
+        is also how a project on read-only media (a backup share, a DVD) is listed and exported: opened
+        for writing there, it is refused with a message saying so.
         """
         root = Path(root)
         db_path = root / DB_NAME
@@ -193,13 +217,11 @@ class Project:
                                    "or create a new project.")
         except OSError as exc:
             raise storage_error(exc, f"the project folder {root}") from None
-        problem = disk_problem(root)
-        writable = problem in (None, errno.ENOSPC) and os.access(db_path, os.W_OK)
-        if read_only is None:
-            read_only = not writable
-        elif not read_only and not writable:
-            code = problem or errno.EACCES
-            raise ProjectError(os_error_message(OSError(code, os.strerror(code), str(root)), "the project"))
+        if not read_only:
+            problem = disk_problem(root)
+            if problem not in (None, errno.ENOSPC) or not os.access(db_path, os.W_OK):
+                code = problem or errno.EACCES
+                raise ProjectError(os_error_message(OSError(code, os.strerror(code), str(root)), "the project"))
         version = read_schema_version(db_path)  # read-only: a damaged or newer file is left as it is
         if version > SCHEMA_VERSION:
             raise ProjectError(f"This project was written by a newer version of MegaPortrait (schema {version}, "
@@ -214,23 +236,31 @@ class Project:
         check_database(db_path, f"{DB_NAME} in {root}", pages=None)  # every table and column there
         if read_only:
             if version < SCHEMA_VERSION:
-                raise ProjectError("This project was written by an older version and must be upgraded, which a "
-                                   "read-only disk does not allow; copy the folder to a writable disk and open it "
-                                   "there.")
-            return cls(root, Database(db_path, read_only=True), durable=durable, read_only=True)
+                raise ProjectError("This project was written by an older version of MegaPortrait; open it for "
+                                   "writing once (in the app, or any project command that changes it) to update it.")
+            return cls(root, Database(db_path, read_only=True), durable=durable)
+        lock = ProjectLock(root, program).acquire()
         db = None
         try:
-            enable_wal(db_path)
+            use_rollback_journal(db_path)
             db = Database(db_path)
             db.migrate()
-        except sqlite3.Error as exc:
+            project = cls(root, db, durable=durable, lock=lock)
+            # We hold the only write lock, so a job still marked queued or running has no process left to run it.
+            project.interrupted = project.jobs(("queued", "running"))
+        except BaseException as exc:
             if db is not None:
                 db.close()
-            raise sqlite_error(exc, db_path) from None
-        return cls(root, db, durable=durable)
+            lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise sqlite_error(exc, db_path) from None
+            raise
+        return project
 
     def close(self) -> None:
         self.db.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def __enter__(self) -> Project:
         return self
@@ -313,7 +343,10 @@ class Project:
             """SELECT i.*, f.path AS lora_path,
                       (SELECT count(*) FROM identity_photos p WHERE p.identity_id = i.id) AS photo_count,
                       (SELECT count(*) FROM identity_photos p WHERE p.identity_id = i.id
-                          AND json_extract(p.quality, '$.ok') = 0) AS warning_count
+                          AND json_extract(p.quality, '$.ok') = 0) AS warning_count,
+                      (SELECT CASE WHEN j.state = 'failed' THEN j.error END FROM jobs j
+                          WHERE j.identity_id = i.id AND j.kind = 'train' ORDER BY j.id DESC LIMIT 1)
+                          AS training_error
                FROM identities i LEFT JOIN files f ON f.sha256 = i.lora_sha ORDER BY i.name COLLATE NOCASE""")
         return [_identity(r) for r in rows]
 
@@ -463,8 +496,11 @@ class Project:
                       stages: dict[str, np.ndarray] | None = None, identity_id: int | None = None,
                       reference_id: int | None = None, models: dict | None = None,
                       identity_score: float | None = None, timings: dict | None = None,
-                      tags: tuple[str, ...] = (), created: float | None = None) -> int:
+                      tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
+
+        ``job_id``: the job that made it is marked done in the same transaction, so a job is never
+        recorded twice nor left "running" with its output saved.
 
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
@@ -492,10 +528,12 @@ class Project:
                                (output_id, name, self.register(tx, stored)))
                 tx.executemany("INSERT OR IGNORE INTO output_tags (output_id, tag) VALUES (?, ?)",
                                [(output_id, t) for t in tags])
+                if job_id is not None:
+                    _update_job(tx, job_id, state="done", progress=1.0, output_id=output_id)
         return output_id
 
     def record_run(self, result, identity_id: int | None = None, reference_id: int | None = None,
-                   models: dict | None = None, stages: bool = True) -> int:
+                   models: dict | None = None, stages: bool = True, job_id: int | None = None) -> int:
         """Record a :class:`core.pipeline.RunResult`: the final keeps its bit depth (PNG, or 16-bit TIFF),
         ICC profile and EXIF."""
         from ..core.imaging import encode_image
@@ -510,7 +548,7 @@ class Project:
             request=request, engine=result.request.engine, final=result.final.rgb8(),
             final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
-            timings=result.timings)
+            timings=result.timings, job_id=job_id)
 
     def portable_request(self, request: dict) -> dict:
         """The request with paths inside the project made relative, so a moved project still recalls."""
@@ -526,6 +564,8 @@ class Project:
         for key in ("reference", "mask"):
             if key in out:
                 out[key] = rel(out[key])
+        if isinstance(out.get("diffusion"), dict):  # the identity LoRA version the run used
+            out["diffusion"] = {**out["diffusion"], "lora": rel(out["diffusion"].get("lora"))}
         return out
 
     def resolve_request(self, request: dict) -> dict:
@@ -543,6 +583,8 @@ class Project:
         for key in ("reference", "mask"):
             if key in out:
                 out[key] = absolute(out[key])
+        if isinstance(out.get("diffusion"), dict):
+            out["diffusion"] = {**out["diffusion"], "lora": absolute(out["diffusion"].get("lora"))}
         return out
 
     def output(self, output_id: int) -> Output:
@@ -579,6 +621,7 @@ class Project:
     # ------------------------------------------------------------------ jobs
 
     def add_job(self, kind: str, payload: dict, identity_id: int | None = None) -> int:
+        """Queue a job (a run or a training): it is in the project before any work starts."""
         now = time.time()
         with self.db.write() as tx:
             cur = tx.execute("""INSERT INTO jobs (kind, state, payload, identity_id, created, updated)
@@ -590,11 +633,19 @@ class Project:
         if state is not None and state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}")
         with self.db.write() as tx:
-            changed = tx.execute(
-                """UPDATE jobs SET state = COALESCE(?, state), progress = COALESCE(?, progress),
-                       error = COALESCE(?, error), output_id = COALESCE(?, output_id), updated = ? WHERE id = ?""",
-                (state, progress, error, output_id, time.time(), job_id)).rowcount
-        _must_exist(changed, "Job", job_id)
+            _update_job(tx, job_id, state=state, progress=progress, error=error, output_id=output_id)
+
+    def start_job(self, job_id: int) -> None:
+        """The job is running in this process (its error from an earlier attempt is cleared)."""
+        with self.db.write() as tx:
+            _must_exist(tx.execute("UPDATE jobs SET state = 'running', error = NULL, updated = ? WHERE id = ?",
+                                   (time.time(), job_id)).rowcount, "Job", job_id)
+
+    def job(self, job_id: int) -> Job:
+        rows = self.db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise ProjectError(f"Job {job_id} does not exist in this project.")
+        return _job(rows[0])
 
     def jobs(self, states: tuple[str, ...] | None = None) -> list[Job]:
         if states:
@@ -602,23 +653,47 @@ class Project:
                                  tuple(states))
         else:
             rows = self.db.query("SELECT * FROM jobs ORDER BY id")
-        return [Job(r["id"], r["kind"], r["state"], json.loads(r["payload"]), r["identity_id"], r["output_id"],
-                    r["progress"], r["error"], r["created"], r["updated"]) for r in rows]
+        return [_job(r) for r in rows]
 
     def interrupted_jobs(self) -> list[Job]:
-        """Jobs left 'running' by a process that died: show them, and offer :meth:`resume_job`."""
-        return self.jobs(("running",))
+        """Jobs that a process which has ended left queued or running: offer to run them again or
+        discard them. A project open for writing lists those it found on opening (its own jobs are
+        not interrupted); a read-only view lists them only while no process has the project open."""
+        if self.lock is not None:
+            waiting = {j.id for j in self.jobs(("queued", "running"))}
+            return [j for j in self.interrupted if j.id in waiting]
+        from .lock import held_elsewhere
+
+        return [] if held_elsewhere(self.root) else self.jobs(("queued", "running"))
 
     def resume_job(self, job_id: int) -> None:
         """Queue an interrupted (or failed, or cancelled) job again."""
         self.update_job(job_id, state="queued", progress=0.0)
 
+    def discard_job(self, job_id: int) -> None:
+        """The user chose not to run an interrupted job again: it is kept as cancelled."""
+        self.update_job(job_id, state="cancelled", error="Discarded after an interruption.")
+
 
 # ------------------------------------------------------------------------------------------ helpers
 
 
+def _update_job(tx: sqlite3.Connection, job_id: int, *, state: str | None = None, progress: float | None = None,
+                error: str | None = None, output_id: int | None = None) -> None:
+    changed = tx.execute(
+        """UPDATE jobs SET state = COALESCE(?, state), progress = COALESCE(?, progress),
+               error = COALESCE(?, error), output_id = COALESCE(?, output_id), updated = ? WHERE id = ?""",
+        (state, progress, error, output_id, time.time(), job_id)).rowcount
+    _must_exist(changed, "Job", job_id)
+
+
+def _job(r: sqlite3.Row) -> Job:
+    return Job(r["id"], r["kind"], r["state"], json.loads(r["payload"]), r["identity_id"], r["output_id"],
+               r["progress"], r["error"], r["created"], r["updated"])
+
+
 def _has_tables(db_path: Path) -> bool:
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    con = sqlite3.connect(f"file:{urllib.parse.quote(str(db_path))}?mode=ro", uri=True)
     try:
         return con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0] > 0
     finally:
@@ -636,10 +711,10 @@ def _first_missing(path: Path) -> Path | None:
 
 
 def _remove_created(root: Path, created: Path | None) -> None:
-    """Undo a failed :meth:`Project.create`: its database files, and the folders it made."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    """Undo a failed :meth:`Project.create`: its database and lock files, and the folders it made."""
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME):
         with contextlib.suppress(OSError):
-            (root / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+            (root / name).unlink(missing_ok=True)
     if created is None:
         return
     for folder in (root, *root.parents):
@@ -680,7 +755,7 @@ def _thumbnail_bytes(image: np.ndarray) -> bytes:
 def _identity(r: sqlite3.Row) -> Identity:
     return Identity(r["id"], r["name"], r["notes"], r["trigger_token"], json.loads(r["training_params"]),
                     r["training_state"], r["training_progress"], r["lora_path"], r["photo_count"],
-                    r["warning_count"] or 0, r["created"])
+                    r["warning_count"] or 0, r["created"], r["training_error"])
 
 
 def _reference(r: sqlite3.Row) -> Reference:

@@ -2,50 +2,46 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from ..core.paths import config_dir
-
-
-def _setup_logging() -> Path:
-    path = config_dir() / "megaportrait.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("megaportrait")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    return path
+from ..core.logs import setup_logging
 
 
 def create_window(project: str | Path | None = None):
-    """The main window with a project open: the given one, the last one, or the demo project."""
+    """The main window with a project open: the given one, the last one, or the demo project.
+
+    A recent project that is gone is dropped from the list with a note in the status bar; any
+    other error opening it waits for the window to show (no dialog behind the main window).
+    """
     from ..project.demo import ensure_demo_project
-    from .main_window import MainWindow, settings
+    from .main_window import MainWindow
+    from .recent import recent_projects
 
     window = MainWindow()
-    recent = settings().value("recent", []) or []
-    candidates = [project] if project else [*recent[:1]]
+    candidates = [project] if project else recent_projects()[:1]
     for root in candidates:
         if root and window.open_project(root):
             return window
-    window.open_project(ensure_demo_project())  # first start: the demo, ready for Run all
+    if window.project is None:
+        window.open_project(ensure_demo_project())  # first start: the demo, ready for Run all
     return window
 
 
 def run_app(argv: list[str] | None = None, project: str | None = None) -> int:
+    from .error_handler import UnexpectedErrors
     from .theme import apply_dark_theme
 
-    _setup_logging()
+    setup_logging()
     app = QApplication.instance() or QApplication(argv or sys.argv)
     app.setApplicationName("MegaPortrait Desktop")
     app.setOrganizationName("MegaPortrait")
     apply_dark_theme(app)
+    errors = UnexpectedErrors().install()
     window = create_window(project)
+    window.attach_error_handler(errors)
     window.show()
     # Only once the window is up: the device probe imports torch (on a worker thread).
     from PySide6.QtCore import QTimer

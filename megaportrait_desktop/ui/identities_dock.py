@@ -80,8 +80,12 @@ class IdentitiesDock(QDockWidget):
                 state = identity.training_state
                 if training and identity.id in training:
                     state = f"training {training[identity.id]:.0%}"
+                elif identity.training_error:
+                    state = "training failed (Train to try again)"
                 warn = f" · ⚠ {identity.warning_count} with warnings" if identity.warning_count else ""
                 item = QListWidgetItem(f"{identity.name}\n{identity.photo_count} photos{warn} · {state}")
+                if identity.training_error:  # shown until the next attempt
+                    item.setToolTip(f"The last training failed: {identity.training_error}")
                 item.setData(Qt.ItemDataRole.UserRole, identity.id)
                 item.setIcon(qta.icon("mdi6.account"))
                 self.list.addItem(item)

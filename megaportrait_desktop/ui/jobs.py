@@ -1,17 +1,25 @@
 """The GPU jobs the app queues: a pipeline run (recorded in History) and an identity training.
 
-Each builder returns a plain function ``(on_progress, cancel, cache)`` for :class:`GpuWorker`; it
-runs on the worker thread, keeps loaded models in ``cache`` and writes results into the project.
+Each job is written to the project's jobs table when it is queued, started and finished, so a run
+killed with the app is listed as interrupted when the project opens again. Each builder returns a
+plain function ``(on_progress, cancel, cache)`` for :class:`GpuWorker`; it runs on the worker
+thread, keeps loaded models in ``cache`` and writes results into the project.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 from ..core.errors import Cancelled, MegaPortraitError
 from ..core.progress import Reporter
 from ..core.request import RunRequest
-from ..project import Project
+from ..project import Project, ProjectError
+
+log = logging.getLogger("megaportrait.ui")
+
+TRAINING_KEYS = ("rank", "steps", "learning_rate", "batch_size", "seed", "resolution", "train_text_encoder")
 
 
 def diffusion_engine(cache: dict):
@@ -23,53 +31,99 @@ def diffusion_engine(cache: dict):
     return cache["diffusion"]
 
 
-def run_job(project: Project, request: RunRequest, identity_id: int, reference_id: int, until: str | None):
+def queue_run(project: Project, request: RunRequest, identity_id: int, reference_id: int,
+              until: str | None) -> int:
+    """Write a run into the project's jobs table as queued; returns the job's id."""
+    payload = {"request": project.portable_request(request.to_dict()), "identity_id": identity_id,
+               "reference_id": reference_id, "until": until}
+    return project.add_job("generate", payload, identity_id)
+
+
+def queue_training(project: Project, identity_id: int) -> int:
+    return project.add_job("train", {"identity_id": identity_id}, identity_id)
+
+
+def request_of(project: Project, job_payload: dict) -> RunRequest:
+    """The run request a queued job was made with (paths in the project made absolute again)."""
+    return RunRequest.from_dict(project.resolve_request(job_payload["request"]))
+
+
+def run_job(project: Project, job_id: int, request: RunRequest, identity_id: int, reference_id: int,
+            until: str | None):
     def job(on_progress, cancel, cache):
         from ..core.pipeline import run
 
-        engine = diffusion_engine(cache) if request.engine == "diffusion" else None
-        result = run(request, on_progress=on_progress, cancel=cancel, until=until, diffusion=engine)
-        output_id = 0
-        if result.final is not None:
-            cancel.check()  # cancelled at the last moment: nothing is recorded
-            output_id = project.record_run(result, identity_id, reference_id, models=result.models)
-        return result, output_id
+        with _job_state(project, job_id):
+            engine = diffusion_engine(cache) if request.engine == "diffusion" else None
+            result = run(request, on_progress=on_progress, cancel=cancel, until=until, diffusion=engine)
+            output_id = 0
+            if result.final is not None:
+                cancel.check()  # cancelled at the last moment: nothing is recorded
+                output_id = project.record_run(result, identity_id, reference_id, models=result.models,
+                                               job_id=job_id)  # the job is done in the same transaction
+            else:
+                project.update_job(job_id, state="done", progress=1.0)
+            return result, output_id
 
     return job
 
 
-def training_job(project: Project, identity_id: int):
+def training_job(project: Project, job_id: int, identity_id: int):
     """Train the identity's LoRA on its photos; the LoRA file and the state go into the project.
 
-    The identity's saved training parameters (rank, steps, learning rate, ...) apply; the rest
-    take :class:`TrainingParams`' defaults.
+    The identity's saved training parameters (rank, steps, learning rate, ...) apply; the rest take
+    :class:`TrainingParams`' defaults. A failed or cancelled training leaves the identity as it was
+    (trainable; its earlier LoRA, if any, still in use), with the reason in the job.
     """
 
     def job(on_progress, cancel, cache):
         from ..core.diffusion.training import TrainingParams
 
         identity = project.identity(identity_id)
-        photos = [str(project.path_of(p.path)) for p in project.identity_photos(identity_id)]
-        params = TrainingParams(token=identity.trigger_token, **_saved_params(identity.training_params))
-        # Checkpoints for resuming live beside the content-addressed files, per identity.
-        work = project.root / "training" / f"identity_{identity_id}"
-        project.set_training(identity_id, "training", progress=0.0)
-        try:
-            result = diffusion_engine(cache).train_identity(photos, work, params, Reporter(on_progress, cancel))
-        except Cancelled:
-            project.set_training(identity_id, "cancelled")
-            raise
-        except (MegaPortraitError, Exception):
-            project.set_training(identity_id, "failed")
-            raise
-        project.update_identity(identity_id, training_params={k: getattr(params, k) for k in TRAINING_KEYS})
-        project.set_training(identity_id, "trained", progress=1.0, lora=Path(result.lora_path).read_bytes())
+        before = "trained" if identity.lora_path else "untrained"
+        with _job_state(project, job_id):
+            photos = [str(project.path_of(p.path)) for p in project.identity_photos(identity_id)]
+            params = TrainingParams(token=identity.trigger_token, **_saved_params(identity.training_params))
+            # Checkpoints for resuming live beside the content-addressed files, per identity.
+            work = project.root / "training" / f"identity_{identity_id}"
+            project.set_training(identity_id, "training", progress=0.0)
+            try:
+                result = diffusion_engine(cache).train_identity(photos, work, params, Reporter(on_progress, cancel))
+            except Cancelled:
+                project.set_training(identity_id, "cancelled" if before == "untrained" else before)
+                raise
+            except BaseException:
+                project.set_training(identity_id, "failed" if before == "untrained" else before)
+                raise
+            project.update_identity(identity_id, training_params={k: getattr(params, k) for k in TRAINING_KEYS})
+            project.set_training(identity_id, "trained", progress=1.0, lora=Path(result.lora_path).read_bytes())
+            project.update_job(job_id, state="done", progress=1.0)
         return ("trained", identity_id)
 
     return job
 
 
-TRAINING_KEYS = ("rank", "steps", "learning_rate", "batch_size", "seed", "resolution", "train_text_encoder")
+@contextlib.contextmanager
+def _job_state(project: Project, job_id: int):
+    """Running while the body runs; cancelled or failed (with the reason) when it raises."""
+    project.start_job(job_id)
+    try:
+        yield
+    except Cancelled:
+        _finish(project, job_id, "cancelled", None)
+        raise
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, MegaPortraitError) else f"{type(exc).__name__}: {exc}"
+        _finish(project, job_id, "failed", reason)
+        raise
+
+
+def _finish(project: Project, job_id: int, state: str, error: str | None) -> None:
+    # The job's own error is what the user must see: a failure to note it only goes to the log.
+    try:
+        project.update_job(job_id, state=state, error=error)
+    except (ProjectError, OSError) as exc:
+        log.warning("could not mark job %s %s: %s", job_id, state, exc)
 
 
 def _saved_params(saved: dict) -> dict:

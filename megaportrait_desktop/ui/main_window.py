@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import qtawesome as qta
-from PySide6.QtCore import QSettings, Qt, QThreadPool, Slot
+from PySide6.QtCore import Qt, QThreadPool, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,17 +33,18 @@ from .. import __version__
 from ..core import frequency
 from ..core.errors import MegaPortraitError
 from ..core.imaging import load_image, to_float, to_uint8
-from ..core.paths import config_dir
 from ..core.request import DiffusionParams, RunRequest
 from ..project import Project, ProjectError
 from .canvas import ImageCanvas
-from .errors import action_for, show_error
+from .errors import action_for, show_error, show_over
 from .history_dock import HistoryDock
 from .identities_dock import IdentitiesDock
 from .images import to_qimage
-from .jobs import run_job, training_job
+from .interrupted_jobs import InterruptedJobsDialog
+from .jobs import queue_run, queue_training, request_of, run_job, training_job
 from .mask_editor import MaskEditor
 from .pipeline_panel import PipelinePanel
+from .recent import forget, recent_projects, remember, settings
 from .references_dock import ReferencesDock
 from .workers import GpuWorker, Job, run_in_background
 
@@ -52,14 +53,6 @@ log = logging.getLogger("megaportrait.ui")
 #: The stage switcher: label and the RunResult stage it shows ("reference" = the full reference).
 STAGE_TABS = (("Reference", "full_reference"), ("A", "A"), ("B", "B"), ("Light map", "light_map"),
               ("HF-map", "hf_map"), ("Shaded", "shaded"), ("Pasted", "pasted"), ("Final", "final"))
-MAX_RECENT = 8
-
-
-def settings() -> QSettings:
-    """UI settings (window layout, recent projects) in the user config folder (tests redirect it)."""
-    return QSettings(str(config_dir() / "ui.ini"), QSettings.Format.IniFormat)
-
-
 class MainWindow(QMainWindow):
     def __init__(self) -> None:
         super().__init__()
@@ -75,6 +68,7 @@ class MainWindow(QMainWindow):
         self._workers: list = []
         self.training: dict[int, float] = {}       # identity id → progress of its running training
         self.training_jobs: dict[int, int] = {}    # job id → identity id
+        self.project_jobs: dict[int, int] = {}     # worker job id → the project's jobs-table row
 
         self.worker = GpuWorker()
         self.canvas = ImageCanvas()
@@ -228,31 +222,62 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ projects
 
     def open_project(self, root: str | Path) -> bool:
+        """Open ``root`` for writing (this window holds its lock until another project opens or the app quits)."""
         try:
-            project = Project.open(root)
+            project = Project.open(root, program="MegaPortrait Desktop")
         except ProjectError as exc:
+            if not (Path(root) / "project.db").is_file() and str(root) in recent_projects():
+                forget(root)  # gone (moved, deleted, an unplugged drive): off the list, and say so
+                self._update_recent_menu()
+                self.statusBar().showMessage(f"{root} is no longer there; it was removed from Open Recent.", 15_000)
+                return False
             show_error(self, "Open project", str(exc))
             return False
         if self.project is not None:
             self.project.close()
         self.project = project
         self.setWindowTitle(f"{project.name} — MegaPortrait Desktop")
-        self._remember_recent(str(project.root))
+        remember(project.root)
+        self._update_recent_menu()
         self.identities.set_project(project)
         self.references.set_project(project)
         self.history.set_project(project)
-        interrupted = project.interrupted_jobs()
-        if interrupted:
-            self.statusBar().showMessage(f"{len(interrupted)} job(s) were interrupted last time; "
-                                         "they are kept in the project and can be run again.", 10_000)
+        if project.interrupted_jobs():
+            self.show_interrupted_jobs()
         return True
+
+    def show_interrupted_jobs(self) -> None:
+        """List the jobs a previous session left queued or running, with Run again / Discard."""
+        self.interrupted_dialog = InterruptedJobsDialog(self.project, self.project.interrupted_jobs(), self)
+        self.interrupted_dialog.run_again_requested.connect(self._on_interrupted_run_again)
+        self.interrupted_dialog.discard_requested.connect(self._on_interrupted_discard)
+        show_over(self, self.interrupted_dialog)
+
+    def _on_interrupted_run_again(self, job_ids: list[int]) -> None:
+        for job_id in job_ids:
+            job = self.project.job(job_id)
+            try:
+                if job.kind == "train":
+                    self._submit_training(job.identity_id, job_id)
+                else:
+                    payload = job.payload
+                    self._submit_run(request_of(self.project, payload), payload["identity_id"],
+                                     payload["reference_id"], payload.get("until"), job_id)
+            except MegaPortraitError as exc:
+                self.project.update_job(job_id, state="failed", error=str(exc))
+                show_error(self, "Run again", f"Job #{job_id} cannot run again: {exc}")
+
+    def _on_interrupted_discard(self, job_ids: list[int]) -> None:
+        for job_id in job_ids:
+            self.project.discard_job(job_id)
+        self.statusBar().showMessage(f"Discarded {len(job_ids)} interrupted job(s).", 5000)
 
     def new_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the new project")
         if not folder:
             return
         try:
-            Project.create(folder).close()
+            Project.create(folder, program="MegaPortrait Desktop").close()
         except ProjectError as exc:
             show_error(self, "New project", str(exc))
             return
@@ -263,15 +288,9 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_project(folder)
 
-    def _remember_recent(self, root: str) -> None:
-        s = settings()
-        recent = [r for r in (s.value("recent", []) or []) if r != root]
-        s.setValue("recent", [root, *recent][:MAX_RECENT])
-        self._update_recent_menu()
-
     def _update_recent_menu(self) -> None:
         self.recent_menu.clear()
-        for root in settings().value("recent", []) or []:
+        for root in recent_projects():
             self.recent_menu.addAction(root, lambda r=root: self.open_project(r))
         self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
 
@@ -424,9 +443,19 @@ class MainWindow(QMainWindow):
             show_error(self, "Run", "Choose an identity with photos and a reference first.")
             return 0
         until = None if stage in ("all", "harmonize") else stage
-        job = run_job(self.project, request, self.identities.current_id(), self.references.current_id(), until)
-        label = "Run all" if stage == "all" else f"Stage: {stage}"
+        return self._submit_run(request, self.identities.current_id(), self.references.current_id(), until)
+
+    def _submit_run(self, request: RunRequest, identity_id: int, reference_id: int, until: str | None,
+                    project_job: int | None = None) -> int:
+        """Queue a run: written to the project's jobs table first, then handed to the worker."""
+        if project_job is None:
+            project_job = queue_run(self.project, request, identity_id, reference_id, until)
+        else:
+            self.project.resume_job(project_job)
+        job = run_job(self.project, project_job, request, identity_id, reference_id, until)
+        label = "Run all" if until is None else f"Stage: {until}"
         self.current_job = self.worker.submit(Job(label=label, run=job))
+        self.project_jobs[self.current_job] = project_job
         self.panel.set_running(True, f"{label} queued")
         return self.current_job
 
@@ -474,6 +503,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int, object)
     def _on_worker_finished(self, job_id: int, payload) -> None:
+        self.project_jobs.pop(job_id, None)
         if self._end_training(job_id):
             self.statusBar().showMessage("Training finished: the identity's LoRA is saved in the project.", 8000)
             return
@@ -487,32 +517,58 @@ class MainWindow(QMainWindow):
         done = "final" if result.final is not None else ("pasted" if "pasted" in result.stages else "B")
         self.show_stage(done)
         self._show_stage()
+        if output_id:
+            self.history.refresh()  # first: the status line claims only what the History already shows
         score = "" if result.identity_score is None else f", identity score {result.identity_score:.3f}"
         self.panel.show_done(f"Done in {sum(result.timings.values()):.1f} s{score}." +
                              (f" Saved to History as #{output_id}." if output_id else ""))
         self.job_label.setText("Idle")
-        if output_id:
-            self.history.refresh()
         if result.request.engine == "diffusion":
             self.probe_device()
 
     @Slot(int, str, str)
     def _on_worker_failed(self, job_id: int, message: str, details: str) -> None:
-        if not self._end_training(job_id):
+        self.project_jobs.pop(job_id, None)
+        training = self._end_training(job_id)
+        if not training:
             self.panel.show_stopped("Failed: " + message)
         self.job_label.setText("Idle")
         action = None
         if action_for(message) == "models":
             action = ("Open the model manager", self.show_model_settings)
-        self.last_error = show_error(self, "The run failed", message, details, action)
+        title = "Training failed" if training else "The run failed"
+        self.last_error = show_error(self, title, message, details, action)
 
     @Slot(int)
     def _on_worker_cancelled(self, job_id: int) -> None:
+        self._drop_queued_job(job_id)
         if self._end_training(job_id):
             self.statusBar().showMessage("Training cancelled; it resumes from its last checkpoint next time.", 8000)
             return
         self.panel.show_stopped("Cancelled; nothing was recorded.")
         self.job_label.setText("Idle")
+
+    def _drop_queued_job(self, job_id: int) -> None:
+        """A job cancelled before it started: its row says so (a started one marks itself)."""
+        project_job = self.project_jobs.pop(job_id, None)
+        if project_job is None or self.project is None:
+            return
+        if self.project.job(project_job).state == "queued":
+            self.project.update_job(project_job, state="cancelled")
+
+    def attach_error_handler(self, errors) -> None:
+        """Show what the app-wide handler (:class:`.error_handler.UnexpectedErrors`) catches."""
+        errors.occurred.connect(self._on_errors_occurred)
+
+    @Slot(str, str)
+    def _on_errors_occurred(self, message: str, details: str) -> None:
+        """Anything no other handler caught (see :mod:`.error_handler`): say so, never claim success."""
+        self.job_label.setText(f"Error: {message}")
+        self.panel.show_stopped(f"Error: {message}")
+        self.last_error = show_error(
+            self, "Something went wrong",
+            f"{message}\n\nWhat is already saved in the project is safe. If the window shows something odd, "
+            "reopen the project (File → Open Recent). The details are in megaportrait.log.", details)
 
     # ------------------------------------------------------------------ imports
 
@@ -609,12 +665,21 @@ class MainWindow(QMainWindow):
         if self.project is None or not self.project.identity_photos(identity_id):
             show_error(self, "Train identity", "Add photos of the client to this identity first.")
             return
+        self._submit_training(identity_id)
+
+    def _submit_training(self, identity_id: int, project_job: int | None = None) -> int:
+        if project_job is None:
+            project_job = queue_training(self.project, identity_id)
+        else:
+            self.project.resume_job(project_job)
         self.training[identity_id] = 0.0
         name = self.project.identity(identity_id).name
-        job_id = self.worker.submit(Job(label=f"Training {name}", run=training_job(self.project, identity_id),
-                                        kind="train"))
+        job_id = self.worker.submit(Job(label=f"Training {name}", kind="train",
+                                        run=training_job(self.project, project_job, identity_id)))
         self.training_jobs[job_id] = identity_id
+        self.project_jobs[job_id] = project_job
         self.identities.refresh(self.training)
+        return job_id
 
     def offer_models(self) -> None:
         """On a start without diffusion models: offer a pack found beside the installer, else say
@@ -683,6 +748,8 @@ class MainWindow(QMainWindow):
             self.save_mask()  # nothing the user painted is lost
         self.save_layout()
         self.worker.shutdown()
+        for job_id in list(self.project_jobs):  # queued ones the user chose to cancel by quitting
+            self._drop_queued_job(job_id)
         # Imports, thumbnails and previews still running report to this window: let them finish first.
         QThreadPool.globalInstance().waitForDone(10_000)
         if self.project is not None:

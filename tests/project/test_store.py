@@ -42,7 +42,7 @@ def test_create_open_and_layout(tmp_path, project) -> None:
     project = reopen(project)
     assert project.name == "Studio"
     mode = project.db.one("PRAGMA journal_mode")[0]
-    assert mode == "wal" and project.db.one("PRAGMA foreign_keys")[0] == 1
+    assert mode == "delete" and project.db.one("PRAGMA foreign_keys")[0] == 1  # see project/database.py
     assert project.db.one("PRAGMA user_version")[0] == 1
     with pytest.raises(ProjectError, match="not empty"):
         Project.create(project.root)

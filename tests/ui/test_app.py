@@ -197,13 +197,14 @@ def test_model_manager_opens_from_the_menu_and_lists_each_role(window, qtbot) ->
 def test_dock_layout_and_recent_projects_are_restored(window, qtbot, tmp_path) -> None:
     window.history.hide()
     window.pipeline_dock.setFloating(False)
-    window.save_layout()
+    root = window.project.root
+    window.close()  # saves the layout and lets go of the project (one window writes a project at a time)
     again = create_window()  # no project given: the most recent one opens
     qtbot.addWidget(again)
     again.show()
     try:
-        assert again.project.root == window.project.root
+        assert again.project.root == root
         assert not again.history.isVisible() and again.pipeline_dock.isVisible()
-        assert again.recent_menu.actions()[0].text() == str(window.project.root)
+        assert again.recent_menu.actions()[0].text() == str(root)
     finally:
         again.worker.shutdown()

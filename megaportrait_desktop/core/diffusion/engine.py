@@ -1,12 +1,13 @@
-"""The diffusion engine's run: Identity Net pair, Shading Net, paste-back, Harmonization Net.
+"""The diffusion engine: Identity Net pair, Shading Net and Harmonization Net behind the
+:class:`~..engine.Engine` interface (the orchestrator, :func:`..pipeline.run`, does the rest).
 
 :class:`DiffusionEngine` keeps the loaded models between runs (the app's worker holds one; the CLI
-makes one per command). Its :meth:`~DiffusionEngine.run` takes the same :class:`RunRequest` as the
-classic engine and returns the same :class:`RunResult` with every stage's image.
+makes one per command), and trains identity LoRAs on the same base.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -14,16 +15,17 @@ import numpy as np
 
 from .. import classic
 from ..align import crop_face, warp_to_full
-from ..errors import FaceError
-from ..face import Face, detect_faces
+from ..engine import Harmonized, Pair, Pasted, Scene, Shading
+from ..errors import FaceError, ModelMissingError
+from ..face import detect_faces
 from ..imaging import from_float, load_image, to_float, to_uint8
 from ..masks import face_mask
-from ..progress import Reporter, StageClock
+from ..progress import Reporter
 from ..request import RunRequest
 from .control import face_geometry
 from .devices import DeviceChoice, choose_device
-from .harmonize import blend_weight, composite, harmonize
-from .models import ROLES, ModelSettings, fingerprint, load_settings, resolve_all
+from .harmonize import blend_weight, harmonize
+from .models import ROLE_NAMES, ROLES, ModelSettings, fingerprint, load_settings, resolve_all
 from .pair import generate_pair, pair_settings
 from .runtime import LoadedModels, load_models
 from .shading import shade
@@ -31,7 +33,7 @@ from .training import TrainingParams, TrainingResult, train_identity
 
 
 class DiffusionEngine:
-    """Runs the diffusion pipeline; keeps the last loaded models for the next run.
+    """Runs the diffusion stages; keeps the last loaded models for the next run.
 
     Parameters
     ----------
@@ -41,12 +43,16 @@ class DiffusionEngine:
         Models already in memory (benchmarks build random ones): used for every run, settings ignored.
     """
 
+    name = "diffusion"
+
     def __init__(self, settings: ModelSettings | None = None, loaded: LoadedModels | None = None) -> None:
         self._settings = settings
         self._loaded: LoadedModels | None = loaded
         self._key: tuple | None = None
         self._fixed = loaded is not None
         self._hashes: dict = {}
+        self._models: LoadedModels | None = loaded
+        self._used: dict[str, dict[str, str]] = {}
 
     @property
     def settings(self) -> ModelSettings:
@@ -96,102 +102,87 @@ class DiffusionEngine:
         return train_identity(crops, models.components, out_dir, params, models.choice, reporter,
                               fast=models.fast is not None)
 
-    # ------------------------------------------------------------------------------------------- run
+    # ------------------------------------------------------------------------------------------ stages
 
-    def run(self, request: RunRequest, reporter: Reporter, models_dir: Path | None = None,
-            until: str | None = None):
-        """Run the diffusion pipeline for ``request`` (to the end, or ``until`` a stage);
-        see :func:`megaportrait_desktop.core.pipeline.run`."""
-        from ..pipeline import RunResult, _partial, _score, load_reference, load_sources, paste_mask
-
+    def prepare(self, scene: Scene, reporter: Reporter) -> tuple[RunRequest, list[str]]:
+        """Load the models the request names (or the settings give), with its identity LoRA; returns the
+        request with every model named by path and SHA-256, so recalling it reproduces the run."""
+        request = scene.request
         d = request.diffusion
-        clock = StageClock()
-        timings, lap = clock.timings, clock.lap
-
-        reporter("load", 0, len(request.identity) + 2, "Reading the reference")
-        picture, _, face = load_reference(request.reference, request.face_index)
-        sources, warnings = load_sources(request.identity, reporter)
-        reference = to_float(picture.pixels)
-        crop = crop_face(reference, face.landmarks, request.crop_size)
-        crop_rgb = np.clip(crop.image, 0.0, 1.0).astype(np.float32)
-        reporter("load", len(request.identity) + 1, len(request.identity) + 2, "Loading the models")
-        models = self.models(d.model_overrides(), d.device)
-        models.set_lora(d.lora)
+        reporter("load", 0, 1, "Loading the models")
+        self._models = self.models(d.model_overrides(), d.device)
+        self._models.set_lora(d.lora)
+        self._used = {role: {"path": str(m.path), "sha256": fingerprint(m.path, self._hashes)}
+                      for role, m in self._models.resolved.items()}
+        if d.lora:
+            self._used["lora"] = {"path": str(d.lora), "sha256": fingerprint(d.lora, self._hashes)}
+        check_pinned(d.model_sha256, self._used)
+        warnings = []
         if d.lora is None:
             warnings.append("No identity LoRA was given, so B is not the client; train one with train-identity.")
-        lap("load")
+        pinned = replace(d, model_sha256={role: m["sha256"] for role, m in self._used.items()},
+                         **{role: m["path"] for role, m in self._used.items() if role in ROLES})
+        return request.replace(diffusion=pinned), warnings
 
+    def identity_pair(self, scene: Scene, reporter: Reporter) -> Pair:
+        request, d = scene.request, scene.request.diffusion
         reporter("identity", 0, 1, "Reading the face geometry")
-        control = face_geometry(d.face_control, to_uint8(crop_rgb), models_dir)
+        control = face_geometry(d.face_control, to_uint8(scene.crop_rgb), scene.models_dir)
         a_settings, b_settings = pair_settings(request.identity_params, d)
-        a, b = generate_pair(models, crop_rgb, control, a_settings, b_settings, d, request.steps, request.seed,
-                             reporter)
-        lap("identity")
-        if until == "identity":
-            stages = {"reference": to_uint8(crop_rgb), "A": to_uint8(a), "B": to_uint8(b)}
-            return _partial(request, stages, classic.choose_source(sources, face), face, timings, warnings)
+        a, b = generate_pair(self._models, scene.crop_rgb, control, a_settings, b_settings, d, request.steps,
+                             request.seed, reporter)
+        return Pair(a=a, b=b, source_index=classic.choose_source(scene.sources, scene.face))
 
+    def shading(self, scene: Scene, pair: Pair, reporter: Reporter) -> Shading:
+        request = scene.request
         reporter("shading", 0, 1, "Separating light and detail")
-        light, hf, shaded = shade(models, a, b, request.shading, d, request.steps, request.seed, reporter)
-        lap("shading")
+        return Shading(*shade(self._models, pair.a, pair.b, request.shading, request.diffusion, request.steps,
+                              request.seed, reporter))
 
-        reporter("paste", 0, 1, "Pasting the face back")
-        seam_px = request.harmonize.seam_width / crop.scale
-        mask, mask_crop, roi = paste_mask(request, picture.pixels.shape[:2], crop, seam_px,
-                                          lambda: _auto_mask(crop, face, request))
-        x0, y0, x1, y1 = roi
-        pasted_roi = classic.paste_back(reference[y0:y1, x0:x1], shaded, crop, mask, roi)
-        inside = mask > 0
-        pasted_pixels = picture.pixels.copy()
-        pasted_pixels[y0:y1, x0:x1] = composite(picture.pixels[y0:y1, x0:x1],
-                                                from_float(pasted_roi, picture.pixels.dtype), inside)
-        lap("paste")
-        if until == "shading":
-            stages = {"reference": to_uint8(crop_rgb), "A": to_uint8(a), "B": to_uint8(b),
-                      "light_map": to_uint8(light), "hf_map": to_uint8(np.clip(hf + 0.5, 0, 1)),
-                      "shaded": to_uint8(shaded), "mask": to_uint8(np.clip(mask_crop, 0, 1)),
-                      "pasted": to_uint8(pasted_pixels)}
-            return _partial(request, stages, classic.choose_source(sources, face), face, timings, warnings)
+    def auto_mask(self, scene: Scene, pair: Pair) -> np.ndarray:
+        """The reference's face oval in the crop (the ControlNet keeps the generated face on it)."""
+        points = scene.crop.to_crop(scene.face.landmarks)
+        params = scene.request.mask_params
+        return face_mask(points, (scene.crop.size, scene.crop.size), grow_px=params.grow, feather_px=params.feather)
 
-        # Harmonise in crop space: the pasted crop is the reference crop with the shaded face through the mask.
-        pasted_crop = crop_rgb + np.clip(mask_crop, 0, 1)[:, :, None] * (shaded - crop_rgb)
+    def harmonize(self, scene: Scene, pasted: Pasted, seam_px: float, reporter: Reporter) -> Harmonized:
+        """Inpaint the seam band (and, lightly, the face) in crop space, then blend it back over the ROI."""
+        request, d = scene.request, scene.request.diffusion
+        crop_rgb = scene.crop_rgb
+        # The pasted crop is the reference crop with the shaded face through the mask.
+        pasted_crop = crop_rgb + np.clip(pasted.mask_crop, 0, 1)[:, :, None] * (pasted.shaded - crop_rgb)
         reporter("harmonize", 0, 1, "Harmonising the seam")
-        weight_crop = blend_weight(mask_crop, request.harmonize, d)
-        harmonized_crop = harmonize(models, pasted_crop, weight_crop, d, request.steps, request.seed, reporter)
-        patch, _ = warp_to_full(harmonized_crop, crop, roi=roi)
-        weight, _ = warp_to_full(weight_crop, crop, roi=roi, interpolation=cv2.INTER_LINEAR)
+        weight_crop = blend_weight(pasted.mask_crop, request.harmonize, d)
+        harmonized_crop = harmonize(self._models, pasted_crop, weight_crop, d, request.steps, request.seed, reporter)
+        roi = pasted.roi
+        patch, _ = warp_to_full(harmonized_crop, scene.crop, roi=roi)
+        weight, _ = warp_to_full(weight_crop, scene.crop, roi=roi, interpolation=cv2.INTER_LINEAR)
         weight[weight < 1e-3] = 0.0
-        window = to_float(pasted_pixels[y0:y1, x0:x1])
+        x0, y0, x1, y1 = roi
+        current = pasted.pixels[y0:y1, x0:x1]
+        window = to_float(current)
         blended = window + np.clip(weight, 0, 1)[:, :, None] * (np.clip(patch, 0, 1) - window)
-        harmonized = weight > 0
-        final_pixels = pasted_pixels.copy()
-        final_pixels[y0:y1, x0:x1] = composite(pasted_pixels[y0:y1, x0:x1],
-                                               from_float(blended, picture.pixels.dtype), harmonized)
-        region = np.zeros(picture.pixels.shape[:2], bool)
-        region[y0:y1, x0:x1] = inside | harmonized
-        lap("harmonize")
-        reporter("harmonize", 1, 1, "Done")
+        return Harmonized(window=from_float(blended, current.dtype), region=weight > 0)
 
-        final = picture.with_pixels(final_pixels)
-        stages = {
-            "reference": to_uint8(crop_rgb), "A": to_uint8(a), "B": to_uint8(b), "light_map": to_uint8(light),
-            "hf_map": to_uint8(np.clip(hf + 0.5, 0, 1)), "shaded": to_uint8(shaded),
-            "mask": to_uint8(np.clip(mask_crop, 0, 1)), "pasted": to_uint8(pasted_pixels),
-            "final": to_uint8(final_pixels),
-        }
-        score, backend = _score(final, face, sources, models_dir)
-        lap("score")
-        used = {role: {"path": str(m.path), "sha256": fingerprint(m.path, self._hashes)}
-                for role, m in models.resolved.items()}
-        if d.lora:
-            used["lora"] = {"path": str(d.lora), "sha256": fingerprint(d.lora, self._hashes)}
-        return RunResult(request=request, final=final, stages=stages, region=region,
-                         source_index=classic.choose_source(sources, face), face_box=face.box, timings=timings,
-                         identity_score=score, score_backend=backend, warnings=tuple(warnings), models=used)
+    def models_used(self) -> dict[str, dict[str, str]]:
+        return dict(self._used)
 
 
-def _auto_mask(crop, face: Face, request: RunRequest) -> np.ndarray:
-    """The reference's face oval in the crop (the ControlNet keeps the generated face on it)."""
-    points = crop.to_crop(face.landmarks)
-    return face_mask(points, (crop.size, crop.size), grow_px=request.mask_params.grow,
-                     feather_px=request.mask_params.feather)
+def check_pinned(pinned: dict[str, str] | None, used: dict[str, dict[str, str]]) -> None:
+    """A recalled request names the exact models it was made with: refuse to run with different ones.
+
+    Raises
+    ------
+    ModelMissingError
+        Naming the role, the file now found and what to do.
+    """
+    for role, sha in (pinned or {}).items():
+        now = used.get(role)
+        if now is None:
+            continue
+        if now["sha256"] != sha:
+            name = ROLE_NAMES.get(role, role)
+            raise ModelMissingError(
+                f"The {name} at {now['path']} is not the one these settings were made with (SHA-256 {sha[:12]}…, "
+                f"found {now['sha256'][:12]}…). Install that model again (Models → Model Manager, or the studio's "
+                "model pack), or choose the current models to make a new version.")
