@@ -140,7 +140,8 @@ def export_project(project: Project, dest: str | Path) -> Path:
         raise ProjectError(f"The project names {len(unsafe)} file(s) outside its folder (e.g. "
                            f"'{str(unsafe[0])[:80]}'); they are never exported. Run 'project verify --repair' first.")
     leftovers.sweep_legacy_exports()
-    folder = project.root if not project.read_only and disk_problem(project.root) is None else dest.parent
+    # Beside the project whenever its folder can be written (even when the project is open read-only here).
+    folder = project.root if disk_problem(project.root) is None else dest.parent
     for place in {folder, dest.parent}:
         leftovers.sweep(place)  # what killed exports left there
     snapshot = leftovers.export_snapshot_path(folder)
