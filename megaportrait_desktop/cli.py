@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -103,10 +104,57 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
+    except OSError as exc:  # the disk or the file system said no (permission, full, read-only): not a bug
+        log.warning("OS error", exc_info=True)
+        from .core.errors import os_error_message
+
+        print(f"error: {os_error_message(exc, _os_error_subject(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except sqlite3.DatabaseError as exc:
+        log.warning("database error", exc_info=True)
+        print(f"error: {_database_message(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RecursionError:
+        log.warning("recursion", exc_info=True)
+        print("error: the input is nested too deeply to be read (a damaged or hostile file?); it was refused.",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - the last line of defence: log it, say where
         log.exception("unexpected error")
         print(f"error: unexpected {type(exc).__name__}: {exc} (details in {_log_path()})", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _broken_pipe() -> int:
+    """The program reading our output stopped early (``| head -1``): say so once, and let the exit be quiet."""
+    import contextlib
+    import os
+
+    # Python flushes stdout again at exit: point it at nothing so that flush cannot fail a second time.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    with contextlib.suppress(OSError, ValueError):
+        print("error: the output was closed before it was all written (the program reading it stopped early).",
+              file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _os_error_subject(exc: OSError) -> str:
+    return f"'{Path(exc.filename).name}'" if exc.filename else "a file this command needs"
+
+
+def _database_message(exc: sqlite3.DatabaseError) -> str:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+        return f"the project database is damaged ({exc}); restore the project from a backup or an exported zip."
+    if code == 13:  # SQLITE_FULL
+        return "the disk holding the project is full; free some space and try again. Nothing was changed."
+    return (f"the project database could not be used ({exc}); check that its disk is connected and writable, then "
+            "run 'project verify'.")
 
 
 # --------------------------------------------------------------------------------------- commands
@@ -211,9 +259,14 @@ def _execute(request, out: Path, stages: bool, diffusion=None) -> int:
 def _identity_photos(folder: Path) -> list[Path]:
     from .core.errors import RequestError
 
-    if not folder.is_dir():
-        raise RequestError(f"{folder}: no such folder.")
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    try:
+        if not folder.is_dir():
+            raise RequestError(f"{folder}: no such folder.")
+        photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    except OSError as exc:
+        from .core.errors import os_error_message
+
+        raise RequestError(os_error_message(exc, f"the folder {folder}")) from None
     if not photos:
         raise RequestError(f"{folder}: no photos (JPEG, PNG, TIFF or WebP) in this folder.")
     return photos

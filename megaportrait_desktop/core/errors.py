@@ -50,6 +50,35 @@ class Cancelled(MegaPortraitError):  # noqa: N818 - reads as "raise Cancelled", 
         super().__init__(message)
 
 
+class StorageError(MegaPortraitError):
+    """The disk said no: full, read-only, or no permission. Nothing is damaged; the message says what to do."""
+
+    kind = ErrorKind.DISK
+
+
+def os_error_message(exc: OSError, what: str) -> str:
+    """One line naming why ``what`` could not be read or written, and what to do; never calls it damage.
+
+    ``what`` names the thing, e.g. ``"the project"`` or ``"photo.jpg"``.
+    """
+    code = exc.errno
+    where = f" ({exc.filename})" if exc.filename else ""
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return f"The disk holding {what} is full{where}; free some space and try again. Nothing was changed."
+    if code == errno.EROFS:
+        return (f"{_upper(what)} is on a read-only disk{where} (a backup share, a DVD, a locked card?); copy it to "
+                "a writable disk to change it.")
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"No permission to use {what}{where}; check the folder's permissions (or its owner) and try "
+                "again.")
+    reason = exc.strerror or type(exc).__name__
+    return f"Could not read or write {what}{where}: {reason}."
+
+
+def _upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 #: What the user can do about each kind (the app adds a button for MODELS).
 REMEDIES = {
     ErrorKind.INPUT: "Change the photo, mask or setting the message names, then run again.",

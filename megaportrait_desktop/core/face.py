@@ -22,6 +22,8 @@ DETECT_SIZE = 1280
 #: Long side of the square around each face that the mesh model sees.
 MESH_SIZE = 512
 MAX_FACES = 10
+#: Images with a shorter side than this hold no detectable face (and strips break the detectors).
+MIN_SIDE = 16
 MIN_DETECTION_CONFIDENCE = 0.5
 
 BUFFALO_L_FILES = {"det_10g.onnx": "detection", "w600k_r50.onnx": "ArcFace recognition"}
@@ -77,7 +79,7 @@ class _MediaPipe(threading.local):
 
     def get(self):
         if self.detector is None:
-            from mediapipe.python.solutions import face_detection, face_mesh
+            face_detection, face_mesh = _import_mediapipe()
 
             # model_selection=1: the full-range model, for faces up to ~5 m (portraits, group shots).
             self.detector = face_detection.FaceDetection(
@@ -88,6 +90,28 @@ class _MediaPipe(threading.local):
 
 
 _mp = _MediaPipe()
+
+
+def _import_mediapipe():
+    """MediaPipe's face solutions, imported without its audio module's ``sounddevice``.
+
+    Importing ``mediapipe`` imports ``sounddevice`` (for audio tasks we never use), which looks for
+    PortAudio with ``ctypes.util.find_library``: on Linux that runs ``ldconfig`` and ``gcc`` three times
+    per process. A ``None`` in ``sys.modules`` makes that import fail at once as an ImportError, which
+    MediaPipe's audio module expects and handles; the entry is removed again afterwards, so code that
+    does want ``sounddevice`` can still import it.
+    """
+    import sys
+
+    blocked = "sounddevice" not in sys.modules
+    if blocked:
+        sys.modules["sounddevice"] = None  # type: ignore[assignment]
+    try:
+        from mediapipe.python.solutions import face_detection, face_mesh
+    finally:
+        if blocked and sys.modules.get("sounddevice", 0) is None:
+            del sys.modules["sounddevice"]
+    return face_detection, face_mesh
 
 
 def detect_faces(rgb: np.ndarray, detector: str = "mediapipe", models_dir: Path | None = None) -> list[Face]:
@@ -105,6 +129,8 @@ def detect_faces(rgb: np.ndarray, detector: str = "mediapipe", models_dir: Path 
     rgb = np.ascontiguousarray(rgb[:, :, :3])
     if rgb.dtype != np.uint8:
         raise TypeError("detect_faces expects uint8 RGB")
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        return []  # a strip (100000×10, 2600×1): no face fits, and the detectors cannot take it
     if detector == "insightface":
         boxes = _insightface_boxes(rgb, models_dir)
     elif detector == "mediapipe":
@@ -130,7 +156,8 @@ def _mediapipe_boxes(rgb: np.ndarray) -> list[tuple[tuple[float, float, float, f
     detector, _ = _mp.get()
     h, w = rgb.shape[:2]
     scale = min(1.0, DETECT_SIZE / max(h, w))
-    small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+    # At least one pixel per side: a long, thin image would otherwise round a side to 0, which cv2 refuses.
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) \
         if scale < 1.0 else rgb
     result = detector.process(small)
     boxes = []
@@ -148,6 +175,8 @@ def _mesh_in_box(rgb: np.ndarray, box: tuple[float, float, float, float], score:
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     side = 2.0 * max(x1 - x0, y1 - y0)  # the mesh model wants the whole head with a margin
+    if not np.isfinite(side) or side < 1.0:
+        return None
     scale = MESH_SIZE / side
     to_square = np.array([[scale, 0, MESH_SIZE / 2 - scale * cx], [0, scale, MESH_SIZE / 2 - scale * cy]])
     square = cv2.warpAffine(rgb, to_square, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_AREA if scale < 1

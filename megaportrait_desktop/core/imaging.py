@@ -142,11 +142,78 @@ def read_image_file(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_
         raise ImageError(f"{name}: is a folder, not an image file.")
     if size == 0:
         raise ImageError(f"{name}: the file is empty (0 bytes); copy it again from the original.")
+    limit = max_file_bytes(max_pixels)
+    if size > limit:
+        raise ImageError(f"{name}: the file is {size / 1e9:.1f} GB, more than any image within the pixel limit "
+                         f"({max_pixels / 1e6:.0f} megapixels) can take ({limit / 1e9:.1f} GB); it is not a photo, "
+                         "or raise the pixel limit in settings if it really is one.")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            head = fh.read(4 << 20)
+            # A non-image is refused before the rest is even read.
+            _check_signature(head, name)
+            if head.startswith(b"\xff\xd8") and _jpeg_junk(head) > MAX_JPEG_JUNK:
+                raise ImageError(f"{name}: not an image file: a JPEG signature followed by data that is no JPEG.")
+            data = head + fh.read(limit + 1 - len(head))
     except OSError as exc:
         raise ImageError(f"{name}: cannot be read ({exc.strerror}).") from None
+    if len(data) > limit:  # it grew while we read it
+        raise ImageError(f"{name}: the file is larger than any image within the pixel limit; it is not a photo.")
     return data, decode_image(data, name=name, max_pixels=max_pixels)
+
+
+def max_file_bytes(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The largest image file read: every pixel at 16-bit RGBA uncompressed, plus 64 MB of metadata."""
+    return max_pixels * 8 + (64 << 20)
+
+
+#: The first bytes of every format we read (TIFF in both byte orders; WebP inside a RIFF container).
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"RIFF")
+#: A JPEG's header may hold this many bytes that are no part of a marker segment (padding, junk).
+MAX_JPEG_JUNK = 1 << 20
+
+
+def _check_signature(head: bytes, name: str) -> None:
+    if any(head.startswith(sig) for sig in _SIGNATURES) and not (head.startswith(b"RIFF") and head[8:12] != b"WEBP"):
+        return
+    other = next((fmt for sig, fmt in _OTHER_FORMATS if head.startswith(sig) or head[4:12].startswith(sig)), None)
+    if other:
+        raise ImageError(f"{name}: {other} files are not supported; use JPEG, PNG, TIFF or WebP.")
+    raise ImageError(f"{name}: not an image file (JPEG, PNG, TIFF or WebP expected).")
+
+
+#: Image formats people try that we do not read, named in the refusal.
+_OTHER_FORMATS = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"8BPS", "PSD"), (b"ftypheic", "HEIC"), (b"ftypmif1", "HEIF"),
+                  (b"ftypavif", "AVIF"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"))
+
+
+def _jpeg_junk(data: bytes) -> int:
+    """Bytes of a JPEG header that belong to no marker segment, counted up to its start of scan.
+
+    Pillow skips such bytes one at a time in Python (about 15 MB/s), so a JPEG signature followed by
+    gigabytes of anything else would take minutes to refuse; ``bytes.find`` jumps over them at memory speed.
+    """
+    pos, junk, n = 2, 0, len(data)
+    while pos < n and junk <= MAX_JPEG_JUNK:
+        if data[pos] != 0xFF:
+            nxt = data.find(b"\xff", pos)
+            nxt = n if nxt < 0 else nxt
+            junk += nxt - pos
+            pos = nxt
+            continue
+        if pos + 1 >= n:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # stuffing and stand-alone markers
+            pos += 2
+        elif marker in (0xDA, 0xD9):  # start of scan (the header is over) or end of image
+            break
+        else:
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+            pos += 2 + max(length, 2)
+    return junk
 
 
 def decode_image(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
@@ -163,6 +230,9 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> Picture:
+    _check_signature(data[:12], name)
+    if data.startswith(b"\xff\xd8") and _jpeg_junk(data) > MAX_JPEG_JUNK:
+        raise ImageError(f"{name}: not an image file: a JPEG signature followed by data that is no JPEG.")
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

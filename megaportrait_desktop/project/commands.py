@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import sys
 from pathlib import Path
 
-from .errors import ProjectError
+from ..core.errors import os_error_message
+from .errors import ProjectError, disk_problem
 from .exchange import export_output, export_project, import_project
 from .history import SORTS, OutputQuery, list_outputs
 from .imports import IMPORTED, import_identity_photos, import_references
@@ -80,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     # Reading commands open the project read-only: they work beside the app, which holds the write lock.
     read_only = command in READING or (command == "verify" and not args.repair)
     with Project.open(args.path, read_only=read_only, program=f"the command 'project {command}'") as project:
+        if read_only and disk_problem(project.root) == errno.EROFS:
+            print(f"note: {project.root} is on a read-only disk: list, info and export work; changes do not.",
+                  file=sys.stderr)
         return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
                 "list": _list, "export": _export, "verify": _verify}[command](project, args)
 
@@ -112,10 +117,7 @@ def _info(project: Project, args: argparse.Namespace) -> int:
 
 
 def _import_identity(project: Project, args: argparse.Namespace) -> int:
-    try:
-        identity_id = project.identity_by_name(args.name).id
-    except ProjectError:
-        identity_id = project.create_identity(args.name)
+    identity_id = project.ensure_identity(args.name)  # atomic: a second import into the same new set joins it
     results = import_identity_photos(project, identity_id, _expand(args.photos), on_progress=_show)
     return 0 if any(r.status == IMPORTED for r in results) or not results else 2
 
@@ -172,10 +174,13 @@ def _verify(project: Project, args: argparse.Namespace) -> int:
 def _expand(items: list[str]) -> list[Path]:
     paths = []
     for item in map(Path, items):
-        if item.is_dir():
-            paths.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            paths.append(item)
+        try:
+            if item.is_dir():
+                paths.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+                continue
+        except OSError as exc:  # an unreadable folder: said as such, before anything is imported
+            raise ProjectError(os_error_message(exc, f"the folder {item}")) from None
+        paths.append(item)
     return paths
 
 

@@ -16,6 +16,7 @@ timeout instead of failing on a lock upgrade) and are retried while the lock is 
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import threading
 import time
@@ -23,12 +24,15 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ProjectError
+from .errors import ProjectError, disk_problem, sqlite_error
 
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
 JOURNAL_MODE = "delete"
+READ_ONLY_MESSAGE = ("This project is open read-only here (by a reading command, or on read-only media); nothing can "
+                     "be changed in it. Open it for writing (close it in the other window or command first), or copy "
+                     "it from read-only media to a writable disk.")
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -153,18 +157,57 @@ FILE_REFERENCES = (
 
 
 def read_schema_version(db_path: Path) -> int:
-    """The schema version of ``db_path``, read without changing the file (read-only connection)."""
+    """The schema version of ``db_path``, read without changing the file (read-only connection).
+
+    A process killed in the middle of a write leaves a hot journal, which a read-only connection
+    cannot roll back: on a writable disk SQLite's own recovery runs first (a read-write connection
+    rolls the unfinished change back; the journal is only hot when no live process holds it).
+    """
     try:
-        con = sqlite3.connect(_uri(db_path, True), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        recover_interrupted_write(db_path)
+        con = connect_read_only(db_path, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads page 1: fails if corrupt
         finally:
             con.close()
-    except sqlite3.DatabaseError as exc:
-        raise ProjectError(f"{db_path.name} is damaged ({exc}); restore the project from a backup or an "
-                           "exported zip.") from None
+    except sqlite3.Error as exc:
+        raise sqlite_error(exc, db_path) from None  # damage named as damage, a full or read-only disk as such
     return int(version)
+
+
+def recover_interrupted_write(db_path: Path) -> None:
+    """Roll back the change a killed process left half-written (its hot journal), where the disk allows it."""
+    journal = db_path.with_name(db_path.name + "-journal")
+    if not journal.is_file() or journal.stat().st_size == 0 or disk_problem(db_path.parent) is not None:
+        return
+    con = sqlite3.connect(_uri(db_path, False), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read rolls a hot journal back
+    finally:
+        con.close()
+
+
+def connect_read_only(db_path: Path, **kwargs) -> sqlite3.Connection:
+    """A connection that can never change ``db_path``.
+
+    On read-only media (a backup share, a DVD) a database still in WAL mode (made by an earlier version)
+    cannot be opened even read-only (SQLite must create its ``-shm`` index beside it), so there it is
+    opened as immutable: nothing can change it there.
+    """
+    uri = db_path.absolute().as_uri()
+    try:
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, **kwargs)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            con.close()
+            raise
+        return con
+    except sqlite3.OperationalError:
+        if disk_problem(db_path.parent) not in (errno.EROFS, errno.EACCES):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, **kwargs)
 
 
 class Database:
@@ -190,8 +233,12 @@ class Database:
             raise ProjectError("The project is closed.")
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(_uri(self.path, self.read_only), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                                  isolation_level=None, check_same_thread=False)
+            if self.read_only:
+                con = connect_read_only(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                        check_same_thread=False)
+            else:
+                con = sqlite3.connect(_uri(self.path, False), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                      isolation_level=None, check_same_thread=False)
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA foreign_keys = ON")
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -219,10 +266,12 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: all of it commits, or none of it (rolled back on any exception)."""
+        """A write transaction: all of it commits, or none of it (rolled back on any exception).
+
+        A full disk, a read-only medium or a missing permission ends as a :class:`ProjectError` naming it.
+        """
         if self.read_only:
-            raise ProjectError("This project is open read-only here; nothing can be changed in it. Open it for "
-                               "writing (close it in the other window or command first).")
+            raise ProjectError(READ_ONLY_MESSAGE)
         con = self.connection
         for attempt in range(20):
             try:
@@ -230,17 +279,25 @@ class Database:
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
+                    raise sqlite_error(exc, self.path) from None
                 time.sleep(min(0.05 * (attempt + 1), 0.5))
         else:
             raise ProjectError("The project is busy in another program; close it there and try again.")
         try:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            if con.in_transaction:  # SQLite may have rolled back already (a full disk)
+                con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise sqlite_error(exc, self.path) from None
             raise
         else:
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise sqlite_error(exc, self.path) from None
 
     # ------------------------------------------------------------------ schema
 
@@ -270,6 +327,8 @@ def use_rollback_journal(path: Path) -> None:
     try:
         mode = con.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}").fetchone()[0]
     except sqlite3.OperationalError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in (5, 6):  # not SQLITE_BUSY/LOCKED: the disk
+            raise sqlite_error(exc, path) from None
         raise ProjectError(f"{path.name} is in use by another program ({exc}); close it there and try again.") \
             from None
     finally:

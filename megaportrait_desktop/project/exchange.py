@@ -2,20 +2,21 @@
 
 Exports carry the run's parameters (PNG text chunk, XMP, and a one-line EXIF description) and the
 reference's ICC profile. Zip import trusts nothing in the archive: every name is checked against
-the project layout (no absolute paths, no ``..``, no links), sizes are counted while extracting
-(zip bombs stop at the limit), and the project is assembled in a temporary folder that only
-becomes the target once it opens and verifies.
+the project layout (no absolute paths, no ``..``, no links, no encryption or unknown compression),
+sizes are counted while extracting (zip bombs stop at the limit), and the project is assembled in a
+folder beside the target that only becomes the target once its database and every file row pass a
+deep check (see :func:`import_project`).
 """
 
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import re
 import shutil
 import sqlite3
 import stat
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -26,8 +27,10 @@ from PIL import Image
 from .. import __version__
 from ..core.errors import ImageError
 from ..core.imaging import SAVE_SUFFIXES, load_image, save_image
-from .database import read_schema_version
-from .errors import ProjectError
+from . import leftovers
+from .errors import ProjectError, disk_problem, sqlite_error, storage_error
+from .files import check_stored_path
+from .integrity import check_database
 from .maintenance import verify
 from .project import DB_NAME, Project
 
@@ -36,7 +39,9 @@ MAX_UNPACKED_BYTES = 64 * 1024**3
 MAX_MEMBERS = 500_000
 MAX_RATIO = 200  # a member may not unpack to more than 200× its compressed size (PNG/JPEG barely compress)
 
-_MEMBER = re.compile(r"^(project\.db|objects/[0-9a-f]{2}/[0-9a-f]{64}\.(png|jpg|jpeg|tif|tiff|webp|safetensors|img))$")
+#: Free space kept on the target disk beyond the unpacked project.
+FREE_MARGIN = 64 << 20
+_COMPRESSIONS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 XMP_NAMESPACE = "urn:megaportrait:ns:1.0"
 
 
@@ -118,33 +123,63 @@ def _reference_icc(project: Project, reference_id: int | None) -> bytes | None:
 
 
 def export_project(project: Project, dest: str | Path) -> Path:
-    """Write the whole project (a consistent database snapshot and every stored file) to a zip."""
+    """Write the whole project (a consistent database snapshot and every stored file) to a zip.
+
+    The snapshot of the client's database is written beside the project (beside the zip when the
+    project is on read-only media), never to a shared temporary folder, and removed afterwards; a
+    killed export's snapshot is removed by the next export or by ``verify --repair``.
+    """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mp-export-") as tmp:
-        snapshot = Path(tmp) / DB_NAME
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, f"the folder for {dest.name}") from None
+    unsafe = [r["path"] for r in project.db.query("SELECT sha256, path FROM files")
+              if not project.files.is_safe(r["path"], r["sha256"])]
+    if unsafe:
+        raise ProjectError(f"The project names {len(unsafe)} file(s) outside its folder (e.g. "
+                           f"'{str(unsafe[0])[:80]}'); they are never exported. Run 'project verify --repair' first.")
+    leftovers.sweep_legacy_exports()
+    # Beside the project whenever its folder can be written (even when the project is open read-only here).
+    folder = project.root if disk_problem(project.root) is None else dest.parent
+    for place in {folder, dest.parent}:
+        leftovers.sweep(place)  # what killed exports left there
+    snapshot = leftovers.export_snapshot_path(folder)
+    part = leftovers.partial_zip_path(dest)
+    try:
         target = sqlite3.connect(snapshot)
         try:
             project.db.connection.backup(target)  # consistent even while another thread writes
+            # The files the snapshot names, so the zip holds exactly what its database refers to.
+            rows = target.execute("SELECT sha256, path FROM files ORDER BY path").fetchall()
         finally:
             target.close()
-        part = dest.with_name(f".{dest.name}.part")
-        try:
-            with zipfile.ZipFile(part, "w") as zf:
-                zf.write(snapshot, DB_NAME, compress_type=zipfile.ZIP_DEFLATED)
-                for row in project.db.query("SELECT path FROM files ORDER BY path"):
-                    source = project.path_of(row["path"])
-                    if source.is_file():
-                        zf.write(source, row["path"], compress_type=zipfile.ZIP_STORED)
-            os.replace(part, dest)
-        except OSError as exc:
-            part.unlink(missing_ok=True)
-            raise ProjectError(f"Could not write {dest.name} ({exc.strerror or exc}).") from None
+        with zipfile.ZipFile(part, "w") as zf:
+            zf.write(snapshot, DB_NAME, compress_type=zipfile.ZIP_DEFLATED)
+            for sha, path in rows:
+                source = project.files.absolute(path, sha)  # checked: inside objects/, no link on the way
+                if source.is_file():
+                    zf.write(source, path, compress_type=zipfile.ZIP_STORED)
+        os.replace(part, dest)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise storage_error(exc, dest.name) from None
+    except sqlite3.Error as exc:
+        part.unlink(missing_ok=True)
+        raise sqlite_error(exc, snapshot) from None
+    finally:
+        for suffix in ("", "-journal"):
+            Path(f"{snapshot}{suffix}").unlink(missing_ok=True)
     return dest
 
 
 def import_project(archive: str | Path, target: str | Path, max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> Project:
     """Unpack a project zip into ``target`` (a new folder) and open it.
+
+    Nothing in the archive is trusted: member names, flags and sizes are checked before unpacking, the
+    database is checked (integrity, schema version, every table, no triggers), and every file row must
+    name one of the zip's own stored files under its true hash (each file is re-hashed). Only then
+    does the unpacked folder become ``target``.
 
     Raises
     ------
@@ -152,39 +187,70 @@ def import_project(archive: str | Path, target: str | Path, max_unpacked_bytes: 
         For anything unsafe or broken in the archive; ``target`` is then left as it was.
     """
     archive, target = Path(archive), Path(target)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ProjectError(f"{target} already exists and is not empty; choose a new folder to import into.")
+    try:
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise ProjectError(f"{target} already exists and is not empty; choose a new folder to import into.")
+    except OSError as exc:
+        raise storage_error(exc, f"the folder {target}") from None
     try:
         zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ProjectError(f"{archive.name} is not a readable zip file ({exc}).") from None
     with zf:
         members = _checked_members(zf, archive.name, max_unpacked_bytes)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=target.parent))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"the folder {target.parent}") from None
+        _check_free_space(target.parent, sum(info.file_size for info in members), archive.name)
+        leftovers.sweep(target.parent)  # what killed imports left here
+        staging = leftovers.import_staging_path(target)
+        try:
+            staging.mkdir()
+        except OSError as exc:
+            raise storage_error(exc, f"the folder {target.parent}") from None
         try:
             budget = max_unpacked_bytes
             for info in members:
                 budget = _extract(zf, info, staging, budget, archive.name)
             if not (staging / DB_NAME).is_file():
                 raise ProjectError(f"{archive.name} holds no {DB_NAME}; it is not a MegaPortrait project.")
-            read_schema_version(staging / DB_NAME)
-            project = Project.open(staging)
-            try:
-                report = verify(project)
-            finally:
-                project.close()
-            if report.missing_files:
-                raise ProjectError(f"{archive.name} is incomplete: {len(report.missing_files)} file(s) are missing.")
-            for leftover in ("-wal", "-shm"):
+            check_database(staging / DB_NAME, archive.name)
+            _check_contents(staging, archive.name)
+            for leftover in ("-wal", "-shm", "-journal"):
                 (staging / f"{DB_NAME}{leftover}").unlink(missing_ok=True)
             if target.exists():
                 target.rmdir()
             os.replace(staging, target)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise storage_error(exc, f"the folder {target.parent}") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return Project.open(target)
+
+
+def _check_contents(staging: Path, name: str) -> None:
+    """Every row names one of the archive's own files, present and matching its hash; strays are dropped."""
+    project = Project.open(staging, read_only=False)
+    try:
+        report = verify(project, deep=True)
+        if report.integrity != "ok":
+            raise ProjectError(f"{name}: the project database is damaged ({report.integrity}); it was refused.")
+        if report.unsafe_rows:
+            raise ProjectError(f"{name} names {len(report.unsafe_rows)} file(s) outside the project (e.g. "
+                               f"'{report.unsafe_rows[0][:80]}'), which could read or delete files on this "
+                               "computer; it was refused.")
+        if report.missing_files:
+            raise ProjectError(f"{name} is incomplete: {len(report.missing_files)} file(s) are missing.")
+        if report.damaged_files:
+            raise ProjectError(f"{name} is damaged: {len(report.damaged_files)} file(s) do not match their hash "
+                               f"(e.g. {report.damaged_files[0]}); it was refused.")
+        for stray in (*report.orphan_files, *report.recent_files):  # files no row names: not part of the project
+            project.files.remove_stray(stray)
+    finally:
+        project.close()
 
 
 def _checked_members(zf: zipfile.ZipFile, name: str, max_unpacked_bytes: int) -> list[zipfile.ZipInfo]:
@@ -193,15 +259,25 @@ def _checked_members(zf: zipfile.ZipFile, name: str, max_unpacked_bytes: int) ->
         raise ProjectError(f"{name} has {len(infos)} entries, more than a project can hold; refusing it.")
     total = 0
     members = []
+    seen: set[str] = set()
     for info in infos:
         if info.is_dir():
             continue
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise ProjectError(f"{name} contains a link ({info.filename}); refusing it.")
-        if not _MEMBER.match(info.filename):
-            raise ProjectError(f"{name} contains '{info.filename}', which is not part of a project "
+        if not _is_member(info.filename):
+            raise ProjectError(f"{name} contains '{info.filename[:120]}', which is not part of a project "
                                "(absolute paths, '..' and unknown files are refused).")
+        if info.filename in seen:
+            raise ProjectError(f"{name} holds '{info.filename}' twice; refusing it.")
+        seen.add(info.filename)
+        if info.flag_bits & 0x1:
+            raise ProjectError(f"{name} is encrypted ('{info.filename}'); MegaPortrait cannot unpack password-"
+                               "protected zips. Export the project again without a password.")
+        if info.compress_type not in _COMPRESSIONS:
+            raise ProjectError(f"{name}: '{info.filename}' uses a compression method ({info.compress_type}) this app "
+                               "cannot unpack; export the project again with MegaPortrait (or as a plain zip).")
         if info.file_size > MAX_RATIO * max(info.compress_size, 1) and info.file_size > 1 << 20:
             raise ProjectError(f"{name}: '{info.filename}' expands {info.file_size // max(info.compress_size, 1)}× "
                                "(a zip bomb?); refusing it.")
@@ -210,10 +286,32 @@ def _checked_members(zf: zipfile.ZipFile, name: str, max_unpacked_bytes: int) ->
     if total > max_unpacked_bytes:
         raise ProjectError(f"{name} would unpack to {total / 1e9:.1f} GB, above the limit of "
                            f"{max_unpacked_bytes / 1e9:.1f} GB; refusing it.")
-    free = shutil.disk_usage(Path(tempfile.gettempdir())).free
-    if total > free:
-        raise ProjectError(f"{name} needs {total / 1e9:.1f} GB but the disk has {free / 1e9:.1f} GB free.")
     return members
+
+
+def _is_member(filename: str) -> bool:
+    if filename == DB_NAME:
+        return True
+    try:
+        check_stored_path(filename)
+    except ProjectError:
+        return False
+    return True
+
+
+def _check_free_space(folder: Path, needed: int, name: str) -> None:
+    """The disk the project is unpacked onto (not the temp folder's) must hold it, with a margin."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise storage_error(exc, f"the folder {folder}") from None
+    if needed + FREE_MARGIN > free:
+        raise ProjectError(f"{name} needs {_gb(needed)} but the disk holding {folder} has {_gb(free)} free; free "
+                           "some space or import it onto another disk.")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e7 else f"{n / 1e6:.1f} MB"
 
 
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, budget: int, name: str) -> int:
@@ -223,13 +321,22 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, budget: int
         raise ProjectError(f"{name}: '{info.filename}' would land outside the project; refusing it.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    try:
-        with zf.open(info) as src, open(dest, "wb") as out:
-            while block := src.read(1 << 20):
+    with open(dest, "wb") as out:
+        try:
+            src = zf.open(info)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, OSError, EOFError) as exc:
+            raise ProjectError(f"{name}: '{info.filename}' cannot be unpacked ({exc}); it was refused.") from None
+        with src:
+            while True:
+                try:
+                    block = src.read(1 << 20)
+                except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError,
+                        NotImplementedError, RuntimeError) as exc:
+                    raise ProjectError(f"{name} is damaged ({exc}).") from None
+                if not block:
+                    break
                 written += len(block)
                 if written > info.file_size or written > budget:
                     raise ProjectError(f"{name}: '{info.filename}' unpacks to more than it declares; refusing it.")
                 out.write(block)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise ProjectError(f"{name} is damaged ({exc}).") from None
     return budget - written

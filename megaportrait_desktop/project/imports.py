@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..core.errors import ImageError, ModelMissingError
@@ -70,7 +71,12 @@ def _read_faces(path: Path, max_pixels: int) -> tuple[bytes, Picture, np.ndarray
     """The file's bytes, its picture, 8-bit RGB and faces (largest first); ImageError if unreadable."""
     data, picture = read_image_file(path, max_pixels)
     rgb = picture.rgb8()
-    return data, picture, rgb, detect_faces(rgb)
+    try:
+        faces = detect_faces(rgb)
+    except (cv2.error, ValueError, MemoryError) as exc:  # one odd picture never stops the others
+        raise ImageError(f"{path.name}: its faces could not be analysed ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}).") from None
+    return data, picture, rgb, faces
 
 
 def _import_identity_photo(project: Project, identity_id: int, path: Path, backend, max_pixels: int) -> ImportResult:
@@ -82,19 +88,20 @@ def _import_identity_photo(project: Project, identity_id: int, path: Path, backe
     if not faces:
         return ImportResult(str(path), REJECTED, f"{path.name}: no face found; use a photo where the face is visible.")
     embedding = _embed(backend, rgb, faces[0])
-    stored = project.store(data, _suffix(path, picture.source_format), "photo")
-    with project.db.write() as tx:
-        if tx.execute("SELECT 1 FROM identity_photos WHERE identity_id = ? AND file_sha = ?",
-                      (identity_id, stored.sha256)).fetchone():
-            return ImportResult(str(path), DUPLICATE, f"{path.name} is already in this identity set.",
-                                face_count=len(faces))
-        sha = project.register(tx, stored)
-        cur = tx.execute(
-            """INSERT INTO identity_photos (identity_id, file_sha, original_name, width, height, faces, quality,
-                                            embedding, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (identity_id, sha, path.name, picture.width, picture.height, _faces_json(faces),
-             json.dumps(report.to_json()), None if embedding is None else embedding.astype(np.float32).tobytes(),
-             time.time()))
+    with project.files.lock:  # from storing the file to committing its row: repair never takes it for an orphan
+        stored = project.store(data, _suffix(path, picture.source_format), "photo")
+        with project.db.write() as tx:
+            if tx.execute("SELECT 1 FROM identity_photos WHERE identity_id = ? AND file_sha = ?",
+                          (identity_id, stored.sha256)).fetchone():
+                return ImportResult(str(path), DUPLICATE, f"{path.name} is already in this identity set.",
+                                    face_count=len(faces))
+            sha = project.register(tx, stored)
+            cur = tx.execute(
+                """INSERT INTO identity_photos (identity_id, file_sha, original_name, width, height, faces, quality,
+                                                embedding, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (identity_id, sha, path.name, picture.width, picture.height, _faces_json(faces),
+                 json.dumps(report.to_json()), None if embedding is None else embedding.astype(np.float32).tobytes(),
+                 time.time()))
     reason = "; ".join(issue.message for issue in report.issues)
     return ImportResult(str(path), IMPORTED, reason, int(cur.lastrowid), len(faces))
 
@@ -106,16 +113,19 @@ def _import_reference(project: Project, path: Path, max_pixels: int) -> ImportRe
         return ImportResult(str(path), REJECTED, str(exc))
     if not faces:
         return ImportResult(str(path), REJECTED, f"{path.name}: no face found; a reference needs a visible face.")
-    stored = project.store(data, _suffix(path, picture.source_format), "reference")
-    with project.db.write() as tx:
-        row = tx.execute("SELECT id FROM reference_images WHERE file_sha = ?", (stored.sha256,)).fetchone()
-        if row:
-            return ImportResult(str(path), DUPLICATE, f"{path.name} is already in the gallery.", row["id"], len(faces))
-        sha = project.register(tx, stored)
-        cur = tx.execute(
-            """INSERT INTO reference_images (name, file_sha, original_name, width, height, faces, face_count,
-                                             created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (path.stem, sha, path.name, picture.width, picture.height, _faces_json(faces), len(faces), time.time()))
+    with project.files.lock:  # as above
+        stored = project.store(data, _suffix(path, picture.source_format), "reference")
+        with project.db.write() as tx:
+            row = tx.execute("SELECT id FROM reference_images WHERE file_sha = ?", (stored.sha256,)).fetchone()
+            if row:
+                return ImportResult(str(path), DUPLICATE, f"{path.name} is already in the gallery.", row["id"],
+                                    len(faces))
+            sha = project.register(tx, stored)
+            cur = tx.execute(
+                """INSERT INTO reference_images (name, file_sha, original_name, width, height, faces, face_count,
+                                                 created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (path.stem, sha, path.name, picture.width, picture.height, _faces_json(faces), len(faces),
+                 time.time()))
     reference_id = int(cur.lastrowid)
     project.save_mask(reference_id, auto_mask(faces[0], (picture.height, picture.width)), source="auto")
     return ImportResult(str(path), IMPORTED, "", reference_id, len(faces))

@@ -7,8 +7,11 @@ crash can leave an orphan file (``repair`` removes it) but never a row without i
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -20,11 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..core.errors import os_error_message
 from ..core.imaging import to_uint8
 from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, read_schema_version, use_rollback_journal
-from .errors import ProjectError
+from .errors import ProjectError, UnsafePathError, disk_problem, sqlite_error, storage_error
 from .files import FileStore, StoredFile
-from .lock import ProjectLock
+from .lock import LOCK_NAME, ProjectLock
 
 DB_NAME = "project.db"
 THUMB_SIZE = 256
@@ -156,22 +160,39 @@ class Project:
 
     @classmethod
     def create(cls, root: str | Path, name: str | None = None, program: str = DEFAULT_PROGRAM) -> Project:
-        """Create a new project folder (it must not exist, or be empty), open for writing."""
+        """Create a new project folder (it must not exist, or be empty), open for writing.
+
+        On any failure (a full disk, a read-only parent) what was created is removed again, so a retry
+        finds the folder as it was.
+        """
         root = Path(root)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise ProjectError(f"{root} already exists and is not empty; choose a new folder for the project.")
-        root.mkdir(parents=True, exist_ok=True)
-        lock = ProjectLock(root, program).acquire()
         try:
-            db_path = root / DB_NAME
+            if root.exists() and (not root.is_dir() or any(root.iterdir())):
+                raise ProjectError(f"{root} already exists and is not empty; choose a new folder for the project.")
+            created = _first_missing(root)
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"the folder {root}") from None
+        db_path = root / DB_NAME
+        db = lock = None
+        try:
+            lock = ProjectLock(root, program).acquire()
             use_rollback_journal(db_path)
             db = Database(db_path)
             db.migrate()
             with db.write() as tx:
                 tx.execute("INSERT INTO meta (key, value) VALUES ('name', ?), ('created', ?)",
                            (name or root.name, str(time.time())))
-        except BaseException:
-            lock.release()
+        except BaseException as exc:
+            if db is not None:
+                db.close()
+            if lock is not None:
+                lock.release()
+            _remove_created(root, created)
+            if isinstance(exc, sqlite3.Error):
+                raise sqlite_error(exc, db_path) from None
+            if isinstance(exc, OSError):
+                raise storage_error(exc, f"the folder {root}") from None
             raise
         return cls(root, db, lock=lock)
 
@@ -182,27 +203,44 @@ class Project:
 
         For writing (the default) the project's lock is taken first: a second writer gets
         :class:`ProjectBusyError` naming the holder. Jobs that a dead process left queued or running
-        are listed in :attr:`interrupted`. ``read_only`` takes no lock and changes nothing on disk.
+        are listed in :attr:`interrupted`. ``read_only`` takes no lock and changes nothing on disk; it
+        is also how a project on read-only media (a backup share, a DVD) is listed and exported: opened
+        for writing there, it is refused with a message saying so.
         """
         root = Path(root)
         db_path = root / DB_NAME
-        if not root.is_dir():
-            raise ProjectError(f"{root} is not a folder; choose a project folder (one with {DB_NAME}).")
-        if not db_path.is_file():
-            raise ProjectError(f"{root} is not a MegaPortrait project (no {DB_NAME}); choose a project folder "
-                               "or create a new project.")
+        try:
+            if not root.is_dir():
+                raise ProjectError(f"{root} is not a folder; choose a project folder (one with {DB_NAME}).")
+            if not db_path.is_file():
+                raise ProjectError(f"{root} is not a MegaPortrait project (no {DB_NAME}); choose a project folder "
+                                   "or create a new project.")
+        except OSError as exc:
+            raise storage_error(exc, f"the project folder {root}") from None
+        if not read_only:
+            problem = disk_problem(root)
+            if problem not in (None, errno.ENOSPC) or not os.access(db_path, os.W_OK):
+                code = problem or errno.EACCES
+                raise ProjectError(os_error_message(OSError(code, os.strerror(code), str(root)), "the project"))
         version = read_schema_version(db_path)  # read-only: a damaged or newer file is left as it is
         if version > SCHEMA_VERSION:
             raise ProjectError(f"This project was written by a newer version of MegaPortrait (schema {version}, "
                                f"this version reads up to {SCHEMA_VERSION}); update the app to open it.")
-        if version == 0 and not _has_tables(db_path):
-            raise ProjectError(f"{DB_NAME} in {root} holds no project data; it is not a MegaPortrait project.")
+        if version <= 0:
+            if not _has_tables(db_path):
+                raise ProjectError(f"{DB_NAME} in {root} holds no project data; it is not a MegaPortrait project.")
+            raise ProjectError(f"{DB_NAME} in {root} has an unknown schema version ({version}); it is damaged or was "
+                               "not made by MegaPortrait.")
+        from .integrity import check_database
+
+        check_database(db_path, f"{DB_NAME} in {root}", pages=None)  # every table and column there
         if read_only:
             if version < SCHEMA_VERSION:
                 raise ProjectError("This project was written by an older version of MegaPortrait; open it for "
                                    "writing once (in the app, or any project command that changes it) to update it.")
             return cls(root, Database(db_path, read_only=True), durable=durable)
         lock = ProjectLock(root, program).acquire()
+        db = None
         try:
             use_rollback_journal(db_path)
             db = Database(db_path)
@@ -210,8 +248,12 @@ class Project:
             project = cls(root, db, durable=durable, lock=lock)
             # We hold the only write lock, so a job still marked queued or running has no process left to run it.
             project.interrupted = project.jobs(("queued", "running"))
-        except BaseException:
+        except BaseException as exc:
+            if db is not None:
+                db.close()
             lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise sqlite_error(exc, db_path) from None
             raise
         return project
 
@@ -237,7 +279,11 @@ class Project:
     # ------------------------------------------------------------------ files
 
     def store(self, data: bytes, suffix: str, kind: str) -> StoredFile:
-        """Write a file into the store (before any transaction that references it)."""
+        """Write a file into the store (before any transaction that references it).
+
+        Hold ``self.files.lock`` from here until that transaction commits, so repair and garbage
+        collection in this process never take the file for an orphan.
+        """
         return self.files.put(data, suffix, kind)
 
     @staticmethod
@@ -247,14 +293,26 @@ class Project:
         return stored.sha256
 
     def collect_garbage(self) -> int:
-        """Delete stored files no row refers to; returns how many."""
+        """Delete stored files no row refers to; returns how many rows went.
+
+        Only files inside ``objects/`` are deleted: a row naming anything else loses its row, never a file.
+        A file that a writer reused after the collection started (its time refreshed by :meth:`FileStore.put`,
+        or a row naming it again) is kept.
+        """
         referenced = " UNION ".join(f"SELECT {col} FROM {table} WHERE {col} IS NOT NULL"
                                     for table, col in FILE_REFERENCES)
-        with self.db.write() as tx:
-            rows = tx.execute(f"SELECT sha256, path FROM files WHERE sha256 NOT IN ({referenced})").fetchall()
-            tx.executemany("DELETE FROM files WHERE sha256 = ?", [(r["sha256"],) for r in rows])
-        for row in rows:  # after the commit: a crash here leaves orphans for repair, never a dangling row
-            self.files.remove(row["path"])
+        with self.files.lock:
+            started = time.time()
+            with self.db.write() as tx:
+                rows = tx.execute(f"SELECT sha256, path FROM files WHERE sha256 NOT IN ({referenced})").fetchall()
+                tx.executemany("DELETE FROM files WHERE sha256 = ?", [(r["sha256"],) for r in rows])
+            for row in rows:  # after the commit: a crash here leaves orphans for repair, never a dangling row
+                if not self.files.is_safe(row["path"], row["sha256"]):
+                    continue  # not one of ours: never touched
+                if self.files.age(row["path"]) <= time.time() - started:
+                    continue  # reused since we started (a writer in another process refreshed it): kept
+                if self.db.one("SELECT 1 FROM files WHERE sha256 = ?", (row["sha256"],)) is None:
+                    self.files.remove(row["path"], row["sha256"])
         return len(rows)
 
     # ------------------------------------------------------------------ identities
@@ -269,6 +327,16 @@ class Project:
         except sqlite3.IntegrityError:
             raise ProjectError(f"An identity named '{name}' already exists; choose another name.") from None
         return int(cur.lastrowid)
+
+    def ensure_identity(self, name: str) -> int:
+        """The id of the identity called ``name``, created if there is none: one atomic insert-or-get, so two
+        imports into the same new identity at once both land in it."""
+        name = _clean_name(name, "identity")
+        token = "mp" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(4))
+        with self.db.write() as tx:
+            tx.execute("""INSERT INTO identities (name, notes, trigger_token, created) VALUES (?, '', ?, ?)
+                          ON CONFLICT (name) DO NOTHING""", (name, token, time.time()))
+            return int(tx.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()[0])
 
     def identities(self) -> list[Identity]:
         rows = self.db.query(
@@ -320,13 +388,14 @@ class Project:
         """Record the training state (and, when done, the LoRA file) of an identity."""
         if state not in TRAINING_STATES:
             raise ValueError(f"unknown training state {state!r}")
-        stored = self.store(lora, ".safetensors", "lora") if lora is not None else None
-        with self.db.write() as tx:
-            sha = self.register(tx, stored) if stored else None
-            changed = tx.execute(
-                """UPDATE identities SET training_state = ?,
-                       training_progress = COALESCE(?, training_progress), lora_sha = COALESCE(?, lora_sha)
-                   WHERE id = ?""", (state, progress, sha, identity_id)).rowcount
+        with self.files.lock:
+            stored = self.store(lora, ".safetensors", "lora") if lora is not None else None
+            with self.db.write() as tx:
+                sha = self.register(tx, stored) if stored else None
+                changed = tx.execute(
+                    """UPDATE identities SET training_state = ?,
+                           training_progress = COALESCE(?, training_progress), lora_sha = COALESCE(?, lora_sha)
+                       WHERE id = ?""", (state, progress, sha, identity_id)).rowcount
         _must_exist(changed, "Identity", identity_id)
 
     def delete_identity(self, identity_id: int) -> None:
@@ -400,15 +469,18 @@ class Project:
         if mask.shape[:2] != (ref.height, ref.width):
             raise ProjectError(f"The mask is {mask.shape[1]}×{mask.shape[0]} but the reference is "
                                f"{ref.width}×{ref.height}.")
-        stored = self.store(_png_bytes(to_uint8(mask)), ".png", "mask")
-        with self.db.write() as tx:
-            sha = self.register(tx, stored)
-            row = tx.execute("SELECT COALESCE(MAX(version), -1) + 1 FROM masks WHERE reference_id = ?",
-                             (reference_id,)).fetchone()
-            version = 0 if source == "auto" else max(1, int(row[0]))
-            tx.execute("""INSERT INTO masks (reference_id, version, source, file_sha, created) VALUES (?, ?, ?, ?, ?)
-                          ON CONFLICT (reference_id, version) DO UPDATE SET file_sha = excluded.file_sha""",
-                       (reference_id, version, source, sha, time.time()))
+        data = _png_bytes(to_uint8(mask))
+        with self.files.lock:
+            stored = self.store(data, ".png", "mask")
+            with self.db.write() as tx:
+                sha = self.register(tx, stored)
+                row = tx.execute("SELECT COALESCE(MAX(version), -1) + 1 FROM masks WHERE reference_id = ?",
+                                 (reference_id,)).fetchone()
+                version = 0 if source == "auto" else max(1, int(row[0]))
+                tx.execute("""INSERT INTO masks (reference_id, version, source, file_sha, created)
+                              VALUES (?, ?, ?, ?, ?)
+                              ON CONFLICT (reference_id, version) DO UPDATE SET file_sha = excluded.file_sha""",
+                           (reference_id, version, source, sha, time.time()))
         return version
 
     def reset_mask(self, reference_id: int) -> None:
@@ -433,28 +505,31 @@ class Project:
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
         """
-        final_stored = self.store(final_file if final_file is not None else _png_bytes(final), final_suffix,
-                                  "output")
-        thumb_file = self.store(_thumbnail_bytes(final), ".jpg", "thumbnail")
-        stage_files = {name: self.store(_png_bytes(image), ".png", "stage") for name, image in (stages or {}).items()}
-        with self.db.write() as tx:
-            final_sha = self.register(tx, final_stored)
-            thumb_sha = self.register(tx, thumb_file)
-            cur = tx.execute(
-                """INSERT INTO outputs (identity_id, reference_id, request, engine, models, final_sha, thumb_sha,
-                                        identity_score, timings, created)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (identity_id, reference_id, json.dumps(request, sort_keys=True), engine,
-                 json.dumps(models or {}, sort_keys=True), final_sha, thumb_sha, identity_score,
-                 json.dumps(timings or {}), created if created is not None else time.time()))
-            output_id = int(cur.lastrowid)
-            for name, stored in stage_files.items():
-                tx.execute("INSERT INTO output_stages (output_id, name, file_sha) VALUES (?, ?, ?)",
-                           (output_id, name, self.register(tx, stored)))
-            tx.executemany("INSERT OR IGNORE INTO output_tags (output_id, tag) VALUES (?, ?)",
-                           [(output_id, t) for t in tags])
-            if job_id is not None:
-                _update_job(tx, job_id, state="done", progress=1.0, output_id=output_id)
+        final_data = final_file if final_file is not None else _png_bytes(final)
+        thumb_data = _thumbnail_bytes(final)
+        stage_data = {name: _png_bytes(image) for name, image in (stages or {}).items()}
+        with self.files.lock:  # from storing the files to committing their rows: repair never sees them as orphans
+            final_stored = self.store(final_data, final_suffix, "output")
+            thumb_file = self.store(thumb_data, ".jpg", "thumbnail")
+            stage_files = {name: self.store(data, ".png", "stage") for name, data in stage_data.items()}
+            with self.db.write() as tx:
+                final_sha = self.register(tx, final_stored)
+                thumb_sha = self.register(tx, thumb_file)
+                cur = tx.execute(
+                    """INSERT INTO outputs (identity_id, reference_id, request, engine, models, final_sha, thumb_sha,
+                                            identity_score, timings, created)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (identity_id, reference_id, json.dumps(request, sort_keys=True), engine,
+                     json.dumps(models or {}, sort_keys=True), final_sha, thumb_sha, identity_score,
+                     json.dumps(timings or {}), created if created is not None else time.time()))
+                output_id = int(cur.lastrowid)
+                for name, stored in stage_files.items():
+                    tx.execute("INSERT INTO output_stages (output_id, name, file_sha) VALUES (?, ?, ?)",
+                               (output_id, name, self.register(tx, stored)))
+                tx.executemany("INSERT OR IGNORE INTO output_tags (output_id, tag) VALUES (?, ?)",
+                               [(output_id, t) for t in tags])
+                if job_id is not None:
+                    _update_job(tx, job_id, state="done", progress=1.0, output_id=output_id)
         return output_id
 
     def record_run(self, result, identity_id: int | None = None, reference_id: int | None = None,
@@ -497,7 +572,11 @@ class Project:
         """The inverse of :meth:`portable_request`: project-relative paths become absolute again."""
         def absolute(path: str | None) -> str | None:
             if path is None or Path(path).is_absolute():
-                return path
+                return path  # the user's own file outside the project, named as it was
+            resolved = (self.root / path).resolve()
+            if not resolved.is_relative_to(self.root.resolve()):
+                raise UnsafePathError(f"The stored request names '{str(path)[:120]}', outside the project; it "
+                                      "cannot be recalled.")
             return str(self.root / path)
         out = dict(request)
         out["identity"] = [absolute(p) for p in request.get("identity", [])]
@@ -619,6 +698,30 @@ def _has_tables(db_path: Path) -> bool:
         return con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0] > 0
     finally:
         con.close()
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what a ``mkdir(parents=True)`` creates)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _remove_created(root: Path, created: Path | None) -> None:
+    """Undo a failed :meth:`Project.create`: its database and lock files, and the folders it made."""
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME):
+        with contextlib.suppress(OSError):
+            (root / name).unlink(missing_ok=True)
+    if created is None:
+        return
+    for folder in (root, *root.parents):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only empty folders go
+        if folder == created:
+            break
 
 
 def _clean_name(name: str, what: str) -> str:

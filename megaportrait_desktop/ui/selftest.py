@@ -7,6 +7,7 @@ there rather than on a photographer's machine.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -19,8 +20,15 @@ def run_self_test(timeout_s: float = 180.0) -> int:
     # Never touch the user's own settings or projects.
     os.environ["MEGAPORTRAIT_CONFIG"] = str(scratch / "config")
     os.environ["MEGAPORTRAIT_MODELS"] = str(scratch / "data" / "models")
+    try:
+        return _run(scratch, timeout_s)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # each run leaves nothing in the temp folder
+
+
+def _run(scratch: Path, timeout_s: float) -> int:
     started = time.perf_counter()
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop, QThreadPool, QTimer
     from PySide6.QtWidgets import QApplication
 
     from ..project.demo import ensure_demo_project
@@ -40,6 +48,8 @@ def run_self_test(timeout_s: float = 180.0) -> int:
     loop.exec()
     window.worker.shutdown()
     problem = _check(window, outcome)
+    QThreadPool.globalInstance().waitForDone(10_000)  # thumbnails and imports still reading the demo project
+    window.project.close()
     elapsed = time.perf_counter() - started
     if problem:
         print(f"self-test FAILED after {elapsed:.1f} s: {problem}", file=sys.stderr)

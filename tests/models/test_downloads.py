@@ -169,3 +169,29 @@ def test_not_enough_disk_space_is_refused_before_downloading(hub, monkeypatch) -
 def test_only_the_diffusion_roles_download() -> None:
     with pytest.raises(MegaPortraitError, match="come in a model pack"):
         downloads.download_role("insightface")
+
+
+def test_a_download_waits_for_the_lock_huggingface_hub_itself_takes(hub, tmp_path) -> None:
+    """Another tool (huggingface_hub's own download) fetching the same file holds the hub's lock on its blob:
+    our download waits for it instead of writing the same blob at the same time."""
+    import os
+    import time
+
+    from huggingface_hub.file_download import repo_folder_name
+    from huggingface_hub.utils import WeakFileLock
+
+    first = downloads.CONTROLNET_FILES[0]
+    etag = hashlib.sha256(hub.files[first]).hexdigest()
+    cache = tmp_path / "hub"
+    # Built the way huggingface_hub builds it (file_download._hf_hub_download_to_cache_dir).
+    lock_path = os.path.join(cache, ".locks", repo_folder_name(repo_id=REPO, repo_type="model"), f"{etag}.lock")
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    result: list = []
+    with WeakFileLock(lock_path):
+        worker = threading.Thread(target=lambda: result.append(_download(hub)))
+        worker.start()
+        time.sleep(1.5)
+        assert worker.is_alive() and not result  # waiting on the other tool's lock
+        assert not list(cache.rglob(f"blobs/{etag}"))
+    worker.join(60)
+    assert result and (result[0] / first).read_bytes() == hub.files[first]

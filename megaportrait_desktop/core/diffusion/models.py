@@ -136,19 +136,38 @@ class ModelSettings:
 
     @classmethod
     def from_json(cls, text: str) -> ModelSettings:
+        """Parse ``models.json``; any field of the wrong type is a :class:`RequestError` naming it."""
         try:
             data = json.loads(text)
-            models = {role: ModelSpec(**spec) if isinstance(spec, dict) else ModelSpec(str(spec))
-                      for role, spec in data.get("models", {}).items()}
-        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise RequestError(f"The model settings file is malformed ({exc}); fix or delete it.") from None
-        for role in models:
+
+        def bad(what: str) -> RequestError:
+            return RequestError(f"The model settings file is malformed ({what}); fix or delete it.")
+
+        if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+            raise bad("not an object with a 'models' object")
+        models = {}
+        for role, spec in data.get("models", {}).items():
+            if isinstance(spec, str):
+                spec = {"source": spec}
+            if not (isinstance(spec, dict) and set(spec) <= {"source", "config"} and isinstance(spec.get("source"), str)
+                    and isinstance(spec.get("config"), str | None)):
+                raise bad(f"the model for {str(role)[:40]!r} is not a source path with an optional config")
             _check_role(role)
-        return cls(models=models, device=data.get("device", "auto"), precision=data.get("precision", "auto"),
-                   offload=data.get("offload", "auto"), offline=bool(data.get("offline", False)),
-                   accepted_licences=tuple(str(x) for x in data.get("accepted_licences", ())),
-                   fast_path=str(data.get("fast_path", "auto")), low_memory=str(data.get("low_memory", "auto")),
-                   compile=str(data.get("compile", "auto")))
+            models[role] = ModelSpec(spec["source"], spec.get("config"))
+        texts = {key: data.get(key, "auto") for key in ("device", "precision", "offload", "fast_path", "low_memory",
+                                                         "compile")}
+        for key, value in texts.items():
+            if not isinstance(value, str):
+                raise bad(f"'{key}' is not text")
+        offline = data.get("offline", False)
+        accepted = data.get("accepted_licences", [])
+        if not isinstance(offline, bool):
+            raise bad("'offline' is not true or false")
+        if not isinstance(accepted, list) or not all(isinstance(x, str) for x in accepted):
+            raise bad("'accepted_licences' is not a list of names")
+        return cls(models=models, offline=offline, accepted_licences=tuple(accepted), **texts)
 
 
 def shipped_config(role: str) -> Path:
@@ -173,7 +192,11 @@ def load_settings(path: str | Path | None = None) -> ModelSettings:
     path = Path(path) if path else settings_path()
     if not path.exists():
         return ModelSettings()
-    return ModelSettings.from_json(path.read_text(encoding="utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RequestError(f"The model settings file {path} cannot be read ({exc}); fix or delete it.") from None
+    return ModelSettings.from_json(text)
 
 
 def save_settings(settings: ModelSettings, path: str | Path | None = None) -> Path:

@@ -162,8 +162,7 @@ def _fetch_into_cache(url: str, repo_dir: Path, name: str, meta, revision: str, 
     """
     import hashlib
 
-    from filelock import FileLock
-    from huggingface_hub.utils import build_hf_headers, get_session
+    from huggingface_hub.utils import WeakFileLock, build_hf_headers, get_session
 
     if not meta.commit_hash or not meta.etag:
         raise MegaPortraitError(f"The server gave no commit or ETag for {name}; it is not a Hugging Face Hub.")
@@ -171,8 +170,9 @@ def _fetch_into_cache(url: str, repo_dir: Path, name: str, meta, revision: str, 
     blobs.mkdir(parents=True, exist_ok=True)
     blob = blobs / meta.etag
     incomplete = blobs / f"{meta.etag}.incomplete"
-    (repo_dir / ".." / ".locks").resolve().mkdir(parents=True, exist_ok=True)
-    with FileLock(str((repo_dir / ".." / ".locks" / f"{repo_dir.name}-{meta.etag}.lock").resolve())):
+    lock = hub_lock_path(repo_dir, meta.etag)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with WeakFileLock(lock):  # the hub's own lock on this blob: another tool fetching it now waits, and we for it
         if not blob.exists():
             # An LFS file's ETag is its SHA-256: check it, the resumed part included.
             digest = hashlib.sha256() if len(meta.etag) == 64 else None
@@ -217,6 +217,12 @@ def _fetch_into_cache(url: str, repo_dir: Path, name: str, meta, revision: str, 
             (repo_dir / "refs").mkdir(exist_ok=True)
             (repo_dir / "refs" / revision).write_text(meta.commit_hash)
     tracker.finish_file(meta.size or 0)
+
+
+def hub_lock_path(repo_dir: Path, etag: str) -> Path:
+    """The lock file ``huggingface_hub`` takes while it writes a blob: ``<cache>/.locks/<repo folder>/<etag>.lock``
+    (``file_download._hf_hub_download_to_cache_dir``), so the two never write the same blob at once."""
+    return repo_dir.parent / ".locks" / repo_dir.name / f"{etag}.lock"
 
 
 def _network_error(repo_id: str, exc: Exception) -> MegaPortraitError:

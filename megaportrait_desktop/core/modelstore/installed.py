@@ -47,9 +47,30 @@ class InstalledModel:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstalledModel:
-        return cls(role=data["role"], name=data.get("name", ""), path=data["path"], kind=data.get("kind", "folder"),
-                   source=data.get("source", ""), licence=data.get("licence") or {}, config=data.get("config"),
-                   files=tuple(InstalledFile(f["path"], int(f["size"]), f["sha256"]) for f in data.get("files", ())))
+        """One record; ``ValueError`` when any field has the wrong type or a path leaves the models folder."""
+        if not isinstance(data, dict) or not isinstance(data.get("files", []), list):
+            raise ValueError("not a model record")
+        files = []
+        for f in data.get("files", ()):
+            if not isinstance(f, dict) or type(f.get("size")) is not int or not isinstance(f.get("sha256"), str):
+                raise ValueError("not a file record")
+            files.append(InstalledFile(_relative(f.get("path")), f["size"], f["sha256"]))
+        licence = data.get("licence") or {}
+        config = data.get("config")
+        texts = (data["role"], data.get("name", ""), data.get("kind", "folder"), data.get("source", ""))
+        if not all(isinstance(t, str) for t in texts) or not isinstance(licence, dict | str):
+            raise ValueError("not a model record")
+        return cls(role=texts[0], name=texts[1], path=_relative(data["path"]), kind=texts[2], source=texts[3],
+                   licence=licence if isinstance(licence, dict) else {"id": licence},
+                   config=None if config is None else _relative(config), files=tuple(files))
+
+
+def _relative(value: object) -> str:
+    """A POSIX path inside the models folder (the record is a file anyone could edit)."""
+    if not isinstance(value, str) or not value or value.startswith("/") or "\\" in value or ":" in value \
+            or any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValueError(f"{str(value)[:80]!r} is not a path inside the models folder")
+    return value
 
 
 def registry_path(models_dir: Path | None = None) -> Path:
@@ -61,9 +82,17 @@ def load_registry(models_dir: Path | None = None) -> dict[str, InstalledModel]:
     path = registry_path(models_dir)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {m["path"]: InstalledModel.from_json(m) for m in data.get("models", [])}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, RecursionError):
         return {}
+    entries = data.get("models") if isinstance(data, dict) else None
+    out = {}
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            model = InstalledModel.from_json(entry)
+        except (ValueError, KeyError, TypeError):
+            continue  # one damaged record: the others still count
+        out[model.path] = model
+    return out
 
 
 def save_registry(models: dict[str, InstalledModel], models_dir: Path | None = None) -> Path:

@@ -39,7 +39,7 @@ class Licence:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str | None) -> Licence:
-        if data is None:
+        if data is None or not isinstance(data, str | dict):
             return UNKNOWN
         if isinstance(data, str):
             return KNOWN.get(data.lower(), replace(UNKNOWN, id=data, name=data))

@@ -7,9 +7,8 @@ models folder); nothing is copied or downloaded here.
 
 from __future__ import annotations
 
-import json
-import struct
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..diffusion.models import (
@@ -23,10 +22,11 @@ from ..diffusion.models import (
     load_settings,
     resolve,
     save_settings,
+    settings_path,
 )
 from ..errors import ModelMissingError, RequestError
 from ..paths import models_dir as default_models_dir
-from . import installed
+from . import installed, safetensors_header
 from .licences import ROLE_LICENCES, Licence, is_accepted, licence_of
 
 #: Roles the manager shows: the diffusion roles, then the insightface pack and the annotator weights.
@@ -38,6 +38,8 @@ REQUIRED_FILES = {"insightface": ("det_10g.onnx", "w600k_r50.onnx"),
                   "annotators": ("sk_model.pth", "sk_model2.pth", "ControlNetHED.pth")}
 
 INSTALLED, MISSING, DAMAGED = "installed", "missing", "damaged"
+
+log = logging.getLogger("megaportrait")
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,32 @@ def model_states(settings: ModelSettings | None = None, models_dir: Path | None 
     cache:
         A :func:`fingerprint` cache kept across calls.
     """
-    settings = settings if settings is not None else load_settings()
-    return [role_state(role, settings, models_dir, hashes, cache) for role in MANAGED_ROLES]
+    problem = ""
+    if settings is None:
+        try:
+            settings = load_settings()
+        except Exception as exc:  # noqa: BLE001 - any settings file: the list still shows every role
+            settings, problem = ModelSettings(), f"The model settings cannot be used ({exc}); fix or delete " \
+                                                  f"{settings_path()}. "
+    states = []
+    for role in MANAGED_ROLES:
+        state = _guarded_state(role, settings, models_dir, hashes, cache)
+        states.append(replace(state, message=problem + state.message) if problem else state)
+    return states
+
+
+def _guarded_state(role: str, settings: ModelSettings, models_dir: Path | None, hashes: bool,
+                   cache: dict | None) -> RoleState:
+    """:func:`role_state`, but whatever lies on disk the manager gets a row: damaged, with the reason."""
+    try:
+        return role_state(role, settings, models_dir, hashes, cache)
+    except Exception as exc:  # noqa: BLE001 - a file no check foresaw must not empty the whole manager
+        log.warning("model state of %s", role, exc_info=True)
+        spec = settings.models.get(role) if role in ROLES else None
+        return RoleState(role=role, title=TITLES[role], state=DAMAGED, source=spec.source if spec else "",
+                         licence=ROLE_LICENCES[role],
+                         message=f"Could not be checked ({type(exc).__name__}: {exc}); reinstall it or choose "
+                                 "another model.")
 
 
 def role_state(role: str, settings: ModelSettings | None = None, models_dir: Path | None = None,
@@ -119,8 +145,12 @@ def set_model(role: str, source: str, config: str | None = None, settings_file: 
     spec = ModelSpec(source, config)
     resolve(role, spec)
     settings = settings.with_model(role, spec)
+    state = role_state(role, settings)
+    if state.state != INSTALLED:  # a damaged model is never saved as the choice
+        raise ModelMissingError(f"{source} is not usable as the {ROLE_NAMES[role]}: {state.message} The setting "
+                                "was not changed.")
     save_settings(settings, settings_file)
-    return role_state(role, settings)
+    return state
 
 
 def hf_cache_dir() -> Path:
@@ -224,19 +254,8 @@ def _damage(path: Path, root: Path, files: list[Path], hashes: bool) -> str | No
 
 
 def _safetensors_problem(file: Path) -> str | None:
-    """A cheap integrity check: the header parses and the tensors it lists fit the file's size exactly."""
-    size = file.stat().st_size
-    try:
-        with file.open("rb") as f:
-            n = struct.unpack("<Q", f.read(8))[0]
-            if n > min(size, 100 << 20):
-                return "header length out of range"
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, struct.error):
-        return "not a safetensors file"
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-    expected = 8 + n + max(ends, default=0)
-    return None if size == expected else f"{size} bytes, its header says {expected}: truncated"
+    """The whole header parses and the tensors it lists fit the file's size exactly (see :mod:`.safetensors_header`)."""
+    return safetensors_header.file_problem(file)
 
 
 def _recorded_hash(path: Path, root: Path) -> str | None:

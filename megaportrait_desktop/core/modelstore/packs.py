@@ -29,23 +29,26 @@ hash is not copied again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import stat
-import struct
+import time
 import uuid
 import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from ..diffusion.models import PICKLE_SUFFIXES, ROLES, ModelSpec, load_settings, save_settings
-from ..errors import MegaPortraitError
+from ..errors import MegaPortraitError, os_error_message
 from ..paths import models_dir as default_models_dir
 from ..progress import Reporter
-from . import installed
+from . import installed, safetensors_header
 from .licences import Licence
 
 FORMAT = "megaportrait-model-pack"
@@ -57,6 +60,11 @@ PACK_ROLES = (*ROLES, "insightface")
 #: Plain data files a pack may hold; anything else (executables, pickles, archives) is refused.
 ALLOWED_SUFFIXES = {".safetensors", ".json", ".txt", ".onnx", ".md", ".yaml", ".model"}
 _CHUNK = 1 << 20
+_MAX_HEADER = safetensors_header.MAX_HEADER
+#: No model file is near a terabyte; a larger size in a manifest is not a byte count.
+MAX_FILE_SIZE = 1 << 40
+#: A staging folder this old belongs to an install that was killed.
+STALE_STAGING_S = 24 * 3600
 #: A model is a diffusers ``folder`` or a ``single_file``; a ``config`` entry holds the diffusers config
 #: files (no weights) that a single-file model of the pack names as its ``config``.
 KINDS = ("folder", "single_file", "config")
@@ -165,7 +173,11 @@ class _Source:
 
     def open(self, name: str) -> IO[bytes]:
         if self.zip is not None:
-            return self.zip.open(self.prefix + name)
+            try:
+                return self.zip.open(self.prefix + name)
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, EOFError) as exc:
+                # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method.
+                raise PackError(f"The pack's file {name} cannot be unpacked ({exc}); the pack is refused.") from None
         return (self.path / name).open("rb")
 
     def names(self) -> list[str]:
@@ -197,15 +209,21 @@ def _read_manifest(source: _Source) -> Manifest:
             data = json.loads(f.read(1 << 22).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise PackError(f"The pack's {MANIFEST} is not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise PackError(f"The pack's {MANIFEST} is nested too deeply to be a manifest; the pack is refused.") from None
+    except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as exc:
+        raise PackError(f"The pack's {MANIFEST} cannot be read ({exc}).") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise PackError(f"The pack's {MANIFEST} is not a MegaPortrait model pack manifest (format "
                         f"{data.get('format') if isinstance(data, dict) else None!r}).")
-    if data.get("version") != VERSION:
+    if data.get("version") != VERSION or type(data.get("version")) is not int:
         raise PackError(f"The pack's manifest version {data.get('version')!r} is unknown to this version of the app "
                         f"(it reads version {VERSION}); update the app or rebuild the pack.")
     models = []
     seen_paths: set[str] = set()
     try:
+        if not isinstance(data.get("models"), list):
+            raise TypeError("'models' is not a list")
         for entry in data["models"]:
             model = _read_model(entry)
             for f in model.files:
@@ -213,8 +231,13 @@ def _read_manifest(source: _Source) -> Manifest:
                     raise PackError(f"The pack lists {f.path} twice.")
                 seen_paths.add(f.path)
             models.append(model)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise PackError(f"The pack's {MANIFEST} is malformed ({type(exc).__name__}: {exc}).") from None
+    # One file may not be another's folder: installing both would put a file where a folder must be.
+    for path in seen_paths:
+        parent = next((str(p) for p in PurePosixPath(path).parents if str(p) in seen_paths), None)
+        if parent is not None:
+            raise PackError(f"The pack lists {parent} as a file and as the folder of {path}; the pack is refused.")
     if not models:
         raise PackError("The pack holds no models.")
     # A pickle the manifest does not list is never installed, but a pack carrying one was not made by
@@ -227,6 +250,8 @@ def _read_manifest(source: _Source) -> Manifest:
 
 
 def _read_model(entry: dict[str, Any]) -> PackModel:
+    if not isinstance(entry, dict):
+        raise TypeError("a model entry is not an object")
     role = entry["role"]
     if role not in PACK_ROLES:
         raise PackError(f"The pack has a model for an unknown role {role!r} (roles: {', '.join(PACK_ROLES)}).")
@@ -236,8 +261,12 @@ def _read_model(entry: dict[str, Any]) -> PackModel:
     kind = entry.get("kind", "folder")
     if kind not in KINDS:
         raise PackError(f"The pack's {role} model has an unknown kind {kind!r}.")
+    if not isinstance(entry["files"], list):
+        raise TypeError(f"the {role} model's 'files' is not a list")
     files = []
     for f in entry["files"]:
+        if not isinstance(f, dict):
+            raise TypeError(f"a file entry of the {role} model is not an object")
         name = _safe_path(f["path"])
         if name != path and not name.startswith(path + "/"):
             raise PackError(f"The pack's file {name} lies outside its model's folder {path}.")
@@ -251,23 +280,34 @@ def _read_model(entry: dict[str, Any]) -> PackModel:
         sha = str(f["sha256"]).lower()
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise PackError(f"The pack's hash of {name} is not a SHA-256.")
-        files.append(PackFile(name, int(f["size"]), sha))
+        size = f["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_FILE_SIZE:
+            raise PackError(f"The pack's size of {name} ({str(size)[:40]}) is not a byte count; the pack is refused.")
+        files.append(PackFile(name, size, sha))
     if not files:
         raise PackError(f"The pack's {role} model lists no files.")
     if kind == "single_file" and (len(files) != 1 or files[0].path != path):
         raise PackError(f"The pack's single-file {role} model must list exactly its file {path}.")
     config = _safe_path(entry["config"]) if entry.get("config") else None
+    licence = entry.get("licence")
+    if not (licence is None or isinstance(licence, str) or (
+            isinstance(licence, dict) and all(isinstance(k, str) and isinstance(v, str | bool | None)
+                                              for k, v in licence.items()))):
+        raise PackError(f"The pack's {role} licence is neither a licence id nor a licence object; the pack is "
+                        "refused.")
     return PackModel(role=role, name=str(entry.get("name") or PurePosixPath(path).name), kind=kind, path=path,
-                     files=tuple(files), licence=Licence.from_json(entry.get("licence")),
+                     files=tuple(files), licence=Licence.from_json(licence),
                      source=str(entry.get("source", "")), config=config)
 
 
 def _safe_path(value: Any) -> str:
     """A relative POSIX path that stays inside its root, or :class:`PackError`."""
-    text = str(value)
+    if not isinstance(value, str):
+        raise PackError(f"The pack has a path that is not text ({str(value)[:40]}); the pack is refused.")
+    text = value
     pure = PurePosixPath(text)
-    if (not text or "\\" in text or pure.is_absolute() or ":" in pure.parts[0] or ".." in pure.parts
-            or any(part.startswith(".") for part in pure.parts) or "\x00" in text):
+    if (not pure.parts or "\\" in text or pure.is_absolute() or ":" in text or ".." in pure.parts
+            or any(part.startswith(".") for part in pure.parts) or any(ord(c) < 32 for c in text)):
         raise PackError(f"The pack's path {text!r} could escape the models folder (absolute, '..', hidden or a "
                         "drive); the pack is refused.")
     return pure.as_posix()
@@ -307,14 +347,22 @@ def _check_present(source: _Source, f: PackFile) -> None:
         raise PackError(f"The pack's file {f.path} is a link, which could point outside the pack; refused.")
 
 
+def _read(stream: IO[bytes], name: str) -> bytes:
+    try:
+        return stream.read(_CHUNK)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+        raise PackError(f"The pack's file {name} is damaged ({exc}); the pack is refused.") from None
+
+
 def _copy_checked(stream: IO[bytes], out: IO[bytes] | None, f: PackFile, reporter: Reporter | None,
                   done: int, total: int) -> None:
     digest = hashlib.sha256()
     size = 0
-    head = b""
-    while chunk := stream.read(_CHUNK):
-        if len(head) < 16:
-            head += chunk[:16]
+    weights = f.path.lower().endswith(".safetensors")
+    head = bytearray()  # a .safetensors file's length prefix and whole header, checked once it is all here
+    while chunk := _read(stream, f.path):
+        if weights and len(head) < 8 + min(safetensors_header.header_length(bytes(head[:8])) or 0, _MAX_HEADER):
+            head += chunk[:8 + _MAX_HEADER - len(head)]
         size += len(chunk)
         if size > f.size:
             raise PackError(f"The pack's file {f.path} is larger than its manifest says; refused.")
@@ -327,13 +375,8 @@ def _copy_checked(stream: IO[bytes], out: IO[bytes] | None, f: PackFile, reporte
         raise PackError(f"The pack's file {f.path} has {size} bytes, its manifest says {f.size}; refused.")
     if digest.hexdigest() != f.sha256:
         raise PackError(f"The pack's file {f.path} does not match its SHA-256 (damaged or changed); refused.")
-    if f.path.lower().endswith(".safetensors") and not _looks_like_safetensors(head):
-        raise PackError(f"The pack's file {f.path} is not a safetensors file; refused.")
-
-
-def _looks_like_safetensors(head: bytes) -> bool:
-    # 8 bytes of little-endian header length, then a JSON object: a pickle starts with 0x80 instead.
-    return len(head) >= 9 and struct.unpack("<Q", head[:8])[0] > 0 and head[8:9] == b"{"
+    if weights and (why := safetensors_header.problem(bytes(head), size)):
+        raise PackError(f"The pack's file {f.path} is not a whole safetensors file ({why}); refused.")
 
 
 # ------------------------------------------------------------------------------------------ installing
@@ -368,51 +411,124 @@ def install_pack(pack: str | Path, models_dir: Path | None = None, reporter: Rep
         for model in manifest.models:
             for f in model.files:
                 _check_present(source, f)
-        root.mkdir(parents=True, exist_ok=True)
-        record = installed.load_registry(root)
-        to_copy = [f for m in manifest.models for f in m.files if not _already_installed(root, f)]
-        _check_free_space(root, sum(f.size for f in to_copy))
-        staging = root / f".incoming-{uuid.uuid4().hex}"
         try:
-            total, done = sum(f.size for f in to_copy), 0
-            for f in to_copy:
-                target = staging / f.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with source.open(f.path) as stream, target.open("wb") as out:
-                    _copy_checked(stream, out, f, reporter, done, total)
-                done += f.size
-            _commit(staging, root, to_copy)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            root.mkdir(parents=True, exist_ok=True)
+            for model in manifest.models:
+                for f in model.files:
+                    _check_target(root, f.path)
+            record = installed.load_registry(root)
+            to_copy = [f for m in manifest.models for f in m.files if not _already_installed(root, f)]
+            _check_free_space(root, sum(f.size for f in to_copy))
+            _remove_stale_staging(root)
+            staging = root / f".incoming-{uuid.uuid4().hex}"
+            try:
+                total, done = sum(f.size for f in to_copy), 0
+                for f in to_copy:
+                    target = staging / f.path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with source.open(f.path) as stream, target.open("wb") as out:
+                        _copy_checked(stream, out, f, reporter, done, total)
+                    done += f.size
+                for model in manifest.models:
+                    record[model.path] = installed.InstalledModel(
+                        role=model.role, name=model.name, path=model.path, kind=model.kind, source=model.source,
+                        licence=model.licence.to_json(), config=model.config,
+                        files=tuple(installed.InstalledFile(f.path, f.size, f.sha256) for f in model.files))
+                # The files and their record go in together: a failure in either puts everything back.
+                undo = _commit(staging, root, to_copy)
+                try:
+                    installed.save_registry(record, root)
+                except BaseException:
+                    undo()
+                    raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        except OSError as exc:
+            raise PackError(f"{os_error_message(exc, 'the models folder')} The pack was not installed.") from None
     finally:
         source.close()
     report = InstallReport(models=list(manifest.models), copied=len(to_copy),
                            skipped=sum(len(m.files) for m in manifest.models) - len(to_copy))
-    for model in manifest.models:
-        record[model.path] = installed.InstalledModel(
-            role=model.role, name=model.name, path=model.path, kind=model.kind, source=model.source,
-            licence=model.licence.to_json(), config=model.config,
-            files=tuple(installed.InstalledFile(f.path, f.size, f.sha256) for f in model.files))
-    installed.save_registry(record, root)
     if use:
-        report.roles_set = _use_installed(manifest, root)
+        try:
+            report.roles_set = _use_installed(manifest, root)
+        except (MegaPortraitError, OSError):
+            report.roles_set = []  # unreadable settings: the models are installed, choosing them is left to the user
     return report
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Staging folders of installs killed before they finished (a day old: no install runs that long)."""
+    for folder in root.glob(".incoming-*"):
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and not folder.is_symlink() and time.time() - folder.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(folder)
 
 
 def _already_installed(root: Path, f: PackFile) -> bool:
     target = root / f.path
-    if not target.is_file() or target.stat().st_size != f.size:
+    if target.is_symlink() or not target.is_file() or target.stat().st_size != f.size:
         return False
     # Hashed, not trusted from the record: a file changed in place keeps its size.
     return sha256(target) == f.sha256
 
 
-def _commit(staging: Path, root: Path, files: list[PackFile]) -> None:
-    """Move the checked files into place; each move is an atomic rename on the same file system."""
-    for f in files:
-        target = root / f.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / f.path, target)
+def _check_target(root: Path, relative: str) -> None:
+    """Refuse, before anything is copied, a pack file whose place holds a folder, or whose folders are files or
+    links (a link could lead the install out of the models folder)."""
+    current = root
+    parts = PurePosixPath(relative).parts
+    for i, part in enumerate(parts):
+        current = current / part
+        last = i == len(parts) - 1
+        if current.is_symlink():
+            raise PackError(f"{current} is a link; the pack will not write through it (it could lead out of the "
+                            "models folder). Remove the link and install again.")
+        if not current.exists():
+            return
+        if last and current.is_dir():
+            raise PackError(f"The pack puts the file {relative} where the models folder has a folder ({current}); "
+                            "move that folder away and install again. Nothing was installed.")
+        if not last and not current.is_dir():
+            raise PackError(f"The pack needs {current} to be a folder, but it is a file; move it away and install "
+                            "again. Nothing was installed.")
+
+
+def _commit(staging: Path, root: Path, files: list[PackFile]) -> Callable[[], None]:
+    """Move the checked files into place (each move an atomic rename on the same file system), keeping what
+    they replace; returns the undo. Any failure here undoes the moves already made and re-raises."""
+    replaced = staging / ".replaced"
+    moved: list[tuple[Path, Path | None]] = []
+    made: list[Path] = []
+
+    def undo() -> None:
+        for target, saved in reversed(moved):
+            with contextlib.suppress(OSError):
+                if saved is not None:
+                    os.replace(saved, target)
+                else:
+                    target.unlink()
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    try:
+        for f in files:
+            target = root / f.path
+            missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.extend(reversed(missing))
+            saved = None
+            if target.exists():
+                saved = replaced / f.path
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, saved)
+            moved.append((target, saved))
+            os.replace(staging / f.path, target)
+    except BaseException:
+        undo()
+        raise
+    return undo
 
 
 def _check_free_space(root: Path, needed: int) -> None:
