@@ -200,10 +200,15 @@ def _execute(request, out: Path, stages: bool, diffusion=None) -> int:
     path = save_result(result, out, stages=stages)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    score = "n/a (install the insightface buffalo_l pack)" if result.identity_score is None \
-        else f"{result.identity_score:.3f}"
+    report = result.identity_report
+    if report is not None:
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    score = "n/a" if result.identity_score is None else f"{result.identity_score:.3f}"
     print(f"Wrote {path} ({result.final.width}×{result.final.height}) in "
           f"{time.perf_counter() - started:.1f} s; identity score {score}")
+    if report is not None:
+        print(f"Identity: {report.summary()}")
     return 0
 
 

@@ -19,7 +19,7 @@ from . import classic
 from .align import FaceCrop, crop_face
 from .errors import FaceError, ImageError, RequestError
 from .face import Face, choose_face, detect_faces
-from .identity import available_backend, identity_embedding, identity_score
+from .identity_report import IdentityReport, assess_run
 from .imaging import Picture, from_float, load_image, save_image, to_float, to_uint8
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
@@ -63,6 +63,8 @@ class RunResult:
     warnings: tuple[str, ...] = ()
     #: Diffusion engine: every model the run used, by role (and ``lora``): ``{"path", "sha256"}``.
     models: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
+    identity_report: IdentityReport | None = None
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
@@ -126,7 +128,8 @@ def load_sources(paths: tuple[str, ...], reporter: Reporter) -> tuple[list[class
         if not faces:
             warnings.append(f"Skipped {Path(path).name}: no face found.")
             continue
-        sources.append(classic.SourcePhoto(rgb=to_float(picture.pixels), face=faces[0]))
+        sources.append(classic.SourcePhoto(rgb=to_float(picture.pixels), face=faces[0], name=Path(path).name,
+                                           face_count=len(faces)))
     if not sources:
         raise FaceError("None of the identity photos has a usable face; add clear photos of the client.")
     return sources, warnings
@@ -202,11 +205,13 @@ def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None,
 
     final = picture.with_pixels(final_pixels)
     stages["final"] = to_uint8(final_pixels)
-    score, backend = _score(final, face, sources, models_dir)
+    report = assess_run(final.rgb8(), picture.rgb8(), face, sources, pair.source_index, models_dir)
     lap("score")
     return RunResult(request=request, final=final, stages=stages, region=full_region,
                      source_index=pair.source_index, face_box=face.box, timings=timings,
-                     identity_score=score, score_backend=backend, warnings=tuple(warnings))
+                     identity_score=None if report is None else report.score,
+                     score_backend=None if report is None else report.backend, warnings=tuple(warnings),
+                     identity_report=report)
 
 
 def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: int, face: Face,
@@ -217,17 +222,9 @@ def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: i
 
 def _score(final: Picture, face: Face, sources: list[classic.SourcePhoto],
            models_dir: Path | None) -> tuple[float | None, str | None]:
-    """The identity score of the output face, when an embedding backend is installed."""
-    backend, _ = available_backend(models_dir)
-    if backend is None:
-        return None, None
-    rgb = final.rgb8()
-    faces = detect_faces(rgb)
-    if not faces:
-        return None, backend.name
-    out_face = min(faces, key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
-    ident = identity_embedding([backend.embed(to_uint8(s.rgb), s.face) for s in sources])
-    return identity_score(backend.embed(rgb, out_face), ident), backend.name
+    """The identity score of the output face and the backend's name (the diffusion engine's call)."""
+    report = assess_run(final.rgb8(), None, face, sources, None, models_dir)
+    return (None, None) if report is None else (report.score, report.backend)
 
 
 def paste_mask(request: RunRequest, shape: tuple[int, int], crop: FaceCrop, seam_px: float,
