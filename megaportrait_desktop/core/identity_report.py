@@ -101,9 +101,6 @@ class IdentityReport:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["warnings"] = list(self.warnings)
-        for key in ("set_distance", "held_out_distance", "reference_distance"):
-            if data[key] is not None:
-                data[key] = round(float(data[key]), 4)
         return data
 
     def dumps(self) -> str:

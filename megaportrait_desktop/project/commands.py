@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .errors import ProjectError
 from .exchange import export_output, export_project, import_project
-from .history import SORTS, OutputQuery, list_outputs
-from .imports import IMPORTED, import_identity_photos, import_references
+from .history import SORTS, VERDICT_FILTERS, OutputQuery, list_outputs
+from .imports import IMPORTED, identity_set_issues, import_identity_photos, import_references
 from .maintenance import repair, verify
 from .project import Project
 
@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--tag")
     lst.add_argument("--min-score", type=float)
     lst.add_argument("--min-rating", type=int)
+    lst.add_argument("--verdict", choices=VERDICT_FILTERS,
+                     help="only outputs whose face reads as the client, a mix, still the reference person, or "
+                          "with no identity report (none)")
     lst.add_argument("--sort", choices=sorted(SORTS), default="newest")
     lst.add_argument("--page", type=int, default=1, help="1-based page number")
     lst.add_argument("--page-size", type=int, default=50)
@@ -87,7 +90,9 @@ def _info(project: Project, args: argparse.Namespace) -> int:
     jobs = project.interrupted_jobs()
     data = {"name": project.name, "path": str(project.root),
             "identities": [{"id": i.id, "name": i.name, "photos": i.photo_count, "warnings": i.warning_count,
-                            "training": i.training_state} for i in identities],
+                            "training": i.training_state,
+                            "set_warnings": [issue.message for issue in identity_set_issues(project, i.id)]}
+                           for i in identities],
             "references": [{"id": r.id, "name": r.name, "size": f"{r.width}x{r.height}", "faces": r.face_count}
                            for r in references],
             "outputs": total, "interrupted_jobs": [j.id for j in jobs]}
@@ -98,6 +103,8 @@ def _info(project: Project, args: argparse.Namespace) -> int:
     print(f"  identities: {len(identities)}")
     for i in data["identities"]:
         print(f"    #{i['id']} {i['name']}: {i['photos']} photos, {i['warnings']} with warnings, {i['training']}")
+        for message in i["set_warnings"]:
+            print(f"      warning: {message}")
     print(f"  references: {len(references)}")
     for r in data["references"]:
         print(f"    #{r['id']} {r['name']}: {r['size']}, {r['faces']} face(s)")
@@ -122,13 +129,16 @@ def _import_reference(project: Project, args: argparse.Namespace) -> int:
 
 
 def _list(project: Project, args: argparse.Namespace) -> int:
+    from ..core.identity_report import VERDICT_LABELS
+
     identity_id = project.identity_by_name(args.identity).id if args.identity else None
     page = list_outputs(project, OutputQuery(identity_id=identity_id, tag=args.tag, min_score=args.min_score,
-                                             min_rating=args.min_rating, sort=args.sort, page=max(0, args.page - 1),
-                                             page_size=args.page_size))
+                                             min_rating=args.min_rating, verdict=args.verdict, sort=args.sort,
+                                             page=max(0, args.page - 1), page_size=args.page_size))
     if args.json:
         print(json.dumps([{"id": o.id, "identity": o.identity_name, "reference": o.reference_name,
-                           "engine": o.engine, "score": o.identity_score, "rating": o.rating,
+                           "engine": o.engine, "score": o.identity_score, "verdict": o.verdict,
+                           "identity_report": o.identity_report, "rating": o.rating,
                            "favourite": o.favourite, "tags": list(o.tags), "created": o.created,
                            "final": o.final_path} for o in page.items], indent=1))
         return 0
@@ -137,7 +147,8 @@ def _list(project: Project, args: argparse.Namespace) -> int:
     for o in page.items:
         when = dt.datetime.fromtimestamp(o.created).strftime("%Y-%m-%d %H:%M")
         score = "  n/a" if o.identity_score is None else f"{o.identity_score:5.3f}"
-        print(f"  #{o.id:<6} {when}  {o.engine:9} score {score}  {'★' * o.rating:5}  "
+        verdict = VERDICT_LABELS.get(o.verdict, "-")
+        print(f"  #{o.id:<6} {when}  {o.engine:9} score {score}  {verdict:26}  {'★' * o.rating:5}  "
               f"{o.identity_name or '-'} → {o.reference_name or '-'}  {' '.join(o.tags)}")
     return 0
 

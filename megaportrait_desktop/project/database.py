@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import ProjectError
 
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
 
 MIGRATIONS: dict[int, str] = {
@@ -132,6 +132,13 @@ MIGRATIONS: dict[int, str] = {
         updated REAL NOT NULL
     );
     CREATE INDEX jobs_by_state ON jobs (state, created);
+    """,
+    # Every output's identity report (core.identity_report, as JSON) and its verdict, filterable in SQL.
+    # Outputs recorded before have neither (NULL): they list as they did.
+    2: """
+    ALTER TABLE outputs ADD COLUMN identity_report TEXT;
+    ALTER TABLE outputs ADD COLUMN verdict TEXT CHECK (verdict IN ('client', 'mix', 'reference'));
+    CREATE INDEX outputs_by_verdict ON outputs (verdict, identity_score DESC, id DESC);
     """,
 }
 

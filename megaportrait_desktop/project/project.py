@@ -105,6 +105,9 @@ class Output:
     favourite: bool
     tags: tuple[str, ...]
     stages: dict[str, str]
+    #: The identity report (``core.identity_report.IdentityReport.to_json``) and its verdict code.
+    identity_report: dict | None = None
+    verdict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -375,11 +378,13 @@ class Project:
                       stages: dict[str, np.ndarray] | None = None, identity_id: int | None = None,
                       reference_id: int | None = None, models: dict | None = None,
                       identity_score: float | None = None, timings: dict | None = None,
-                      tags: tuple[str, ...] = (), created: float | None = None) -> int:
+                      tags: tuple[str, ...] = (), created: float | None = None,
+                      identity_report: dict | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
 
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
+        ``identity_report`` is an ``IdentityReport.to_json()``; its verdict is kept in its own column.
         """
         final_stored = self.store(final_file if final_file is not None else _png_bytes(final), final_suffix,
                                   "output")
@@ -390,11 +395,13 @@ class Project:
             thumb_sha = self.register(tx, thumb_file)
             cur = tx.execute(
                 """INSERT INTO outputs (identity_id, reference_id, request, engine, models, final_sha, thumb_sha,
-                                        identity_score, timings, created)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                        identity_score, timings, created, identity_report, verdict)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (identity_id, reference_id, json.dumps(request, sort_keys=True), engine,
                  json.dumps(models or {}, sort_keys=True), final_sha, thumb_sha, identity_score,
-                 json.dumps(timings or {}), created if created is not None else time.time()))
+                 json.dumps(timings or {}), created if created is not None else time.time(),
+                 None if identity_report is None else json.dumps(identity_report, sort_keys=True),
+                 None if identity_report is None else identity_report.get("verdict")))
             output_id = int(cur.lastrowid)
             for name, stored in stage_files.items():
                 tx.execute("INSERT INTO output_stages (output_id, name, file_sha) VALUES (?, ?, ?)",
@@ -419,7 +426,7 @@ class Project:
             request=request, engine=result.request.engine, final=result.final.rgb8(),
             final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
-            timings=result.timings)
+            timings=result.timings, identity_report=_report_json(result))
 
     def portable_request(self, request: dict) -> dict:
         """The request with paths inside the project made relative, so a moved project still recalls."""
@@ -520,6 +527,11 @@ class Project:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _report_json(result) -> dict | None:
+    report = getattr(result, "identity_report", None)
+    return None if report is None else report.to_json()
 
 
 def _has_tables(db_path: Path) -> bool:
