@@ -97,8 +97,11 @@ class DlibBackend:
     threshold = SAME_PERSON_DISTANCE
 
     def __init__(self, paths: dict[str, Path] | None = None) -> None:
-        import dlib
-
+        try:
+            import dlib
+        except ImportError:
+            raise ModelMissingError("dlib is not installed, so there is no identity score; reinstall MegaPortrait, "
+                                    "or run: pip install dlib-bin==20.0.1.post1") from None
         paths = paths or model_paths()
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(str(paths[LANDMARK_MODEL]))
