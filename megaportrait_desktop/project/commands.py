@@ -53,6 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--page-size", type=int, default=50)
     lst.add_argument("--json", action="store_true")
 
+    sheet = cmds.add_parser("contact-sheet", help="a PNG of outputs side by side, each with its identity verdict")
+    sheet.add_argument("path")
+    sheet.add_argument("out", help="the PNG to write")
+    sheet.add_argument("--identity", help="only this identity (name)")
+    sheet.add_argument("--verdict", choices=VERDICT_FILTERS)
+    sheet.add_argument("--sort", choices=sorted(SORTS), default="newest")
+    sheet.add_argument("--limit", type=int, default=48, help="at most this many outputs (default %(default)s)")
+    sheet.add_argument("--columns", type=int, default=6)
+
     exp = cmds.add_parser("export", help="export one output (PNG/JPEG/TIFF), or the whole project as a zip")
     exp.add_argument("path")
     exp.add_argument("out", help="file to write: .png, .jpg or .tif with --output, else a .zip of the project")
@@ -80,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with Project.open(args.path) as project:
         return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
-                "list": _list, "export": _export, "verify": _verify}[command](project, args)
+                "list": _list, "contact-sheet": _contact_sheet, "export": _export,
+                "verify": _verify}[command](project, args)
 
 
 def _info(project: Project, args: argparse.Namespace) -> int:
@@ -150,6 +160,21 @@ def _list(project: Project, args: argparse.Namespace) -> int:
         verdict = VERDICT_LABELS.get(o.verdict, "-")
         print(f"  #{o.id:<6} {when}  {o.engine:9} score {score}  {verdict:26}  {'★' * o.rating:5}  "
               f"{o.identity_name or '-'} → {o.reference_name or '-'}  {' '.join(o.tags)}")
+    return 0
+
+
+def _contact_sheet(project: Project, args: argparse.Namespace) -> int:
+    from .contact_sheets import write_contact_sheet
+
+    if Path(args.out).suffix.lower() != ".png":
+        raise ProjectError(f"{args.out}: a contact sheet is written as .png.")
+    identity_id = project.identity_by_name(args.identity).id if args.identity else None
+    outputs = list_outputs(project, OutputQuery(identity_id=identity_id, verdict=args.verdict, sort=args.sort,
+                                                page_size=max(1, min(args.limit, 1000)))).items
+    if not outputs:
+        raise ProjectError("No outputs match; nothing to put on a contact sheet.")
+    path = write_contact_sheet(project, outputs, args.out, columns=max(1, args.columns))
+    print(f"Wrote {path} ({len(outputs)} outputs)")
     return 0
 
 

@@ -7,8 +7,10 @@ import sqlite3
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from megaportrait_desktop.cli import main
+from megaportrait_desktop.core.contact_sheet import VERDICT_COLOURS
 from megaportrait_desktop.core.identity_report import IdentityReport
 from megaportrait_desktop.core.pipeline import run
 from megaportrait_desktop.core.request import RunRequest
@@ -85,3 +87,13 @@ def test_a_run_records_its_report_and_the_list_shows_the_verdict(tmp_path, photo
     assert main(["project", "list", str(root), "--sort", "score"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert report.label in next(line for line in lines if f"#{output_id} " in line)
+
+    # A contact sheet of those outputs: one tile each, with its verdict's badge colour.
+    sheet_path = tmp_path / "sheet.png"
+    assert main(["project", "contact-sheet", str(root), str(sheet_path), "--columns", "3"]) == 0
+    assert "3 outputs" in capsys.readouterr().out
+    sheet = np.asarray(Image.open(sheet_path).convert("RGB"))
+    colours = {tuple(c) for c in sheet.reshape(-1, 3)[::7]}
+    assert VERDICT_COLOURS[report.verdict] in colours and VERDICT_COLOURS[None] in colours
+    assert sheet.shape[1] > 3 * 192 and sheet.shape[0] > 192
+    assert main(["project", "contact-sheet", str(root), str(tmp_path / "none.png"), "--verdict", "reference"]) == 2
