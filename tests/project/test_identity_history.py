@@ -97,3 +97,22 @@ def test_a_run_records_its_report_and_the_list_shows_the_verdict(tmp_path, photo
     assert VERDICT_COLOURS[report.verdict] in colours and VERDICT_COLOURS[None] in colours
     assert sheet.shape[1] > 3 * 192 and sheet.shape[0] > 192
     assert main(["project", "contact-sheet", str(root), str(tmp_path / "none.png"), "--verdict", "reference"]) == 2
+
+
+def test_importing_a_near_duplicate_warns_and_project_info_shows_the_sets_warnings(tmp_path, photo_files,
+                                                                                   capsys) -> None:
+    from megaportrait_desktop.project import import_identity_photos
+    from megaportrait_desktop.project.imports import identity_set_issues
+
+    root = tmp_path / "studio"
+    with Project.create(root) as project:
+        identity = project.create_identity("Grace")
+        first, mirrored = import_identity_photos(project, identity, [photo_files["grace"],
+                                                                     photo_files["identity"] / "grace_mirrored.png"])
+        assert first.reason == "" and "same photo as grace.jpg" in mirrored.reason
+        photos = project.identity_photos(identity)
+        assert photos[0].quality["ok"] and [i["code"] for i in photos[1].quality["issues"]] == ["near_duplicate"]
+        assert project.identity(identity).warning_count == 1
+        assert [i.code for i in identity_set_issues(project, identity)] == ["near_duplicate"]
+    assert main(["project", "info", str(root)]) == 0
+    assert "warning: grace.jpg and grace_mirrored.png look like the same photo" in capsys.readouterr().out
