@@ -245,9 +245,6 @@ def _execute(request, out: Path, stages: bool, diffusion=None) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     report = result.identity_report
-    if report is not None:
-        for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
     score = "n/a" if result.identity_score is None else f"{result.identity_score:.3f}"
     print(f"Wrote {path} ({result.final.width}×{result.final.height}) in "
           f"{time.perf_counter() - started:.1f} s; identity score {score}")

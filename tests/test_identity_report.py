@@ -126,6 +126,7 @@ def test_the_demo_output_reads_as_the_client_with_the_sets_warnings() -> None:
     assert report.set_distance < report.held_out_distance  # the source photo itself is closer: not evidence
     warnings = " ".join(report.warnings)
     assert "same photo" in warnings and "mouth" in warnings  # a mirrored copy; Collins smiles, Hopper does not
+    assert set(report.warnings) <= set(result.warnings)  # what the app and the command line show
 
 
 def test_the_report_of_a_one_photo_set_has_no_held_out_evidence_and_warns(photo_files) -> None:

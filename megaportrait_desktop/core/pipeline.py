@@ -210,8 +210,8 @@ def _run_classic(request: RunRequest, report: Reporter, models_dir: Path | None,
     return RunResult(request=request, final=final, stages=stages, region=full_region,
                      source_index=pair.source_index, face_box=face.box, timings=timings,
                      identity_score=None if report is None else report.score,
-                     score_backend=None if report is None else report.backend, warnings=tuple(warnings),
-                     identity_report=report)
+                     score_backend=None if report is None else report.backend,
+                     warnings=tuple(warnings) + (report.warnings if report else ()), identity_report=report)
 
 
 def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: int, face: Face,
