@@ -39,8 +39,8 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
 #: dlib's HOG box relative to our mesh box: centre shift (× box width, × box height) and size (× width,
-#: × height). Medians over 33 faces of public-domain portraits (NASA astronauts, White House, the demo
-#: photos); with it the 5 points land within 1.2 % of the interocular distance of where they land in
+#: × height). Medians over 33 faces (NASA astronaut photos, the demo photos, portraits other Python packages
+#: ship); with it the 5 points land within 1.2 % of the interocular distance of where they land in
 #: dlib's own HOG box (median; worst 3.9 %), and descriptors move by 0.05 (median; worst 0.11), far
 #: below the 0.6 threshold. ``benchmarks/bench_identity.py`` re-measures it.
 BOX_FROM_MESH = (-0.028, 0.007, 1.013, 0.882)
