@@ -63,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     cli_diffusion.add_run_arguments(run)
     cli_diffusion.add_train_parser(sub)
 
+    ev = sub.add_parser("evaluate", help="score an engine on every identity × reference pair, with baselines")
+    ev.add_argument("--identities", nargs="+", required=True, metavar="DIR",
+                    help="identity sets: a folder of one person's photos, or a folder of such folders")
+    ev.add_argument("--references", nargs="+", required=True, metavar="DIR",
+                    help="reference portraits: folders (a sub-folder per person) or image files; a reference of "
+                         "the same person (same folder name) as an identity is not paired with it")
+    ev.add_argument("--out", required=True, help="folder for table.md, results.json, runs.csv, contact_sheet.png")
+    ev.add_argument("--engine", default="classic", choices=["classic", "diffusion"])
+    ev.add_argument("--request", help="a run request JSON file with the settings to evaluate (default: defaults)")
+    ev.add_argument("--sweep", action="append", default=[], metavar="PARAM=v1,v2,...",
+                    help="also run with each value of a request setting, e.g. shading.light_cutoff=5,10,20 "
+                         "(repeatable: each swept on its own)")
+    ev.add_argument("--scorer", default="dlib", choices=["dlib", "arcface"],
+                    help="identity recogniser (arcface needs the insightface buffalo_l pack and its licence)")
+
     from .project.commands import add_parser as add_project_parser
 
     add_project_parser(sub)
@@ -82,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             return _analyze(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
         if args.command == "train-identity":
             identity = Path(args.identity)
             return cli_diffusion.train_identity(args, _identity_photos(identity) if identity.is_dir() else [identity])
@@ -232,6 +249,33 @@ def _run(args: argparse.Namespace) -> int:
     return _execute(request, Path(args.out), stages=not args.no_stages, diffusion=engine)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .core.errors import RequestError
+    from .core.evaluate import evaluate, parse_sweep
+    from .core.evaluate_report import write_evaluation
+    from .core.identity import load_embedding_backend
+    from .core.request import RunRequest
+
+    sweeps = [parse_sweep(text) for text in args.sweep]
+    base = None
+    if args.request:
+        try:
+            base = RunRequest.from_json(Path(args.request).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise RequestError(f"--request {args.request}: cannot be read ({exc.strerror}).") from None
+    def show(done: int, total: int, row) -> None:
+        held = f" (held out {row.held_out})" if row.held_out else ""
+        print(f"[{done}/{total}] {row.identity}{held} → {row.reference}: {row.method}: client {row.d_client:.3f}, "
+              f"reference {row.d_ref:.3f}, {row.verdict}", file=sys.stderr)
+
+    evaluation = evaluate(args.identities, args.references, engine=args.engine, base=base, sweeps=sweeps,
+                          backend=load_embedding_backend(name=args.scorer), on_progress=show)
+    files = write_evaluation(evaluation, args.out)
+    print(files["table"].read_text(encoding="utf-8"))
+    print("Wrote " + ", ".join(str(path) for path in files.values()))
+    return 0
+
+
 def _execute(request, out: Path, stages: bool, diffusion=None) -> int:
     from .core.pipeline import run, save_result
 
@@ -249,10 +293,12 @@ def _execute(request, out: Path, stages: bool, diffusion=None) -> int:
     path = save_result(result, out, stages=stages)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    score = "n/a (install the insightface buffalo_l pack)" if result.identity_score is None \
-        else f"{result.identity_score:.3f}"
+    report = result.identity_report
+    score = "n/a" if result.identity_score is None else f"{result.identity_score:.3f}"
     print(f"Wrote {path} ({result.final.width}×{result.final.height}) in "
           f"{time.perf_counter() - started:.1f} s; identity score {score}")
+    if report is not None:
+        print(f"Identity: {report.summary()}")
     return 0
 
 

@@ -60,7 +60,7 @@ def main() -> int:
     empty.show()
     settle(app, 1000)
     grab(app, "1_empty_start")
-    empty.worker.shutdown()
+    empty.shutdown()
     empty.hide()
 
     window = MainWindow()
@@ -116,7 +116,7 @@ def main() -> int:
     settle(app, 500)
     grab(app, "6_model_manager")
     window.model_dialog.close()
-    window.worker.shutdown()
+    window.shutdown()
     return 0
 
 

@@ -24,6 +24,10 @@ def test_build_command_makes_a_bundle_whose_self_test_passes() -> None:
     internal = bundle / "_internal"
     assert (internal / "resources" / "demo" / "reference" / "eileen_collins.jpg").is_file()
     assert list(internal.rglob("face_landmark_with_attention.tflite"))  # MediaPipe's models
+    # The identity scorer's two public-domain models, and never dlib's 68-point model (not for commercial use).
+    assert (internal / "dlib_models" / "dlib_face_recognition_resnet_model_v1.dat").is_file()
+    assert (internal / "dlib_models" / "shape_predictor_5_face_landmarks.dat").is_file()
+    assert not list(internal.rglob("shape_predictor_68_face_landmarks.dat"))
     assert list(internal.rglob("libqoffscreen.so")) and list(internal.rglob("libqxcb.so"))  # Qt platforms
     assert not list(internal.rglob("test_*.py"))  # no tests in the bundle
     (archive,) = (ROOT / "dist").glob("MegaPortrait-*-linux-x86_64.tar.gz")

@@ -73,10 +73,12 @@ def _tiny_arcface(path) -> None:
 
 def test_missing_pack_is_named(tmp_path) -> None:
     with pytest.raises(ModelMissingError, match="buffalo_l") as info:
-        load_embedding_backend(tmp_path)
+        load_embedding_backend(tmp_path, "arcface")
     assert "w600k_r50.onnx" in str(info.value)
-    backend, why = available_backend(tmp_path)
+    backend, why = available_backend(tmp_path, "arcface")
     assert backend is None and "buffalo_l" in why
+    # The default backend (dlib) installs with the app: it is there whatever the models folder holds.
+    assert available_backend(tmp_path)[0].name == "dlib-resnet-v1"
 
 
 def test_identity_score_with_an_arcface_model(tmp_path, grace, grace_face, astronaut, astronaut_face) -> None:
@@ -87,9 +89,10 @@ def test_identity_score_with_an_arcface_model(tmp_path, grace, grace_face, astro
 
     # insightface's models are for non-commercial use: the user accepts that once before first use.
     with pytest.raises(licences.LicenceNotAcceptedError):
-        load_embedding_backend(tmp_path)
+        load_embedding_backend(tmp_path, "arcface")
     licences.accept("insightface", licences.ROLE_LICENCES["insightface"])
-    backend = load_embedding_backend(tmp_path)
+    backend = load_embedding_backend(tmp_path, "arcface")
+    assert backend.metric == "cosine"
     e1 = backend.embed(grace, grace_face)
     assert e1.shape == (512,) and abs(np.linalg.norm(e1) - 1) < 1e-5
     np.testing.assert_allclose(backend.embed(grace, grace_face), e1, atol=1e-6)  # deterministic

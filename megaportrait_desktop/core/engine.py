@@ -27,6 +27,9 @@ class SourcePhoto:
 
     rgb: np.ndarray
     face: Face
+    name: str = ""
+    #: Faces found in the photo (the largest is ``face``).
+    face_count: int = 1
 
 
 @dataclass(frozen=True, eq=False)

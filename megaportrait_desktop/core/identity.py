@@ -1,8 +1,13 @@
-"""Identity embeddings and the identity score.
+"""Identity embeddings: the backends that turn a face into a vector, and distances between them.
 
-The score is the cosine similarity between a face's embedding and the identity set's mean
-embedding. Embeddings come from a backend; the one shipped is insightface's ArcFace
-(``w600k_r50.onnx`` from the ``buffalo_l`` pack), used whenever the pack is installed.
+Two backends:
+- ``dlib`` (the default, installed with the app, public domain): dlib's ResNet, 128-d descriptors
+  compared by Euclidean distance, same person below 0.6 (:mod:`.dlib_recogniser`);
+- ``arcface`` (optional): insightface's ArcFace (``w600k_r50.onnx`` from the ``buffalo_l`` pack, for
+  non-commercial research only, so used only when the pack is installed and its licence accepted),
+  unit-length 512-d embeddings compared by cosine distance.
+
+:mod:`.identity_report` turns distances into the report every output gets.
 """
 
 from __future__ import annotations
@@ -18,11 +23,20 @@ from .errors import ModelMissingError
 from .face import Face, require_buffalo_l
 from .landmarks import five_points
 
+BACKENDS = ("dlib", "arcface")
+DEFAULT_BACKEND = "dlib"
+
 
 class EmbeddingBackend(Protocol):
-    """Turns one face into a unit-length identity embedding."""
+    """Turns one face into an identity embedding.
+
+    ``metric`` says how two embeddings are compared (``"euclidean"`` or ``"cosine"``, see
+    :func:`distance`) and ``threshold`` is the distance below which they count as one person.
+    """
 
     name: str
+    metric: str
+    threshold: float
 
     def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray: ...
 
@@ -31,6 +45,10 @@ class ArcFaceBackend:
     """insightface ArcFace on onnxruntime (CPU, or CUDA when onnxruntime-gpu is installed)."""
 
     name = "arcface-buffalo_l"
+    metric = "cosine"
+    #: insightface's usual verification threshold (cosine similarity about 0.35); not calibrated here,
+    #: as no machine of this project can have the pack.
+    threshold = 0.65
 
     def __init__(self, model_file: Path) -> None:
         import onnxruntime
@@ -56,14 +74,21 @@ _backends: dict[Path, ArcFaceBackend] = {}
 _backends_lock = threading.Lock()
 
 
-def load_embedding_backend(models_dir: Path | None = None) -> EmbeddingBackend:
-    """The ArcFace backend from the installed ``buffalo_l`` pack.
+def load_embedding_backend(models_dir: Path | None = None, name: str = DEFAULT_BACKEND) -> EmbeddingBackend:
+    """The backend ``name``: ``"dlib"`` (default, always installed) or ``"arcface"`` (the ``buffalo_l`` pack).
 
     Raises
     ------
     ModelMissingError
-        Naming the missing pack and what to do, when it is not installed.
+        Naming what is missing and what to do (a damaged install, the pack not installed, or its
+        licence not accepted yet).
     """
+    if name not in BACKENDS:
+        raise ModelMissingError(f"Unknown identity backend {name!r}; use one of {', '.join(BACKENDS)}.")
+    if name == "dlib":
+        from .dlib_recogniser import load_dlib_backend
+
+        return load_dlib_backend()
     path = require_buffalo_l(models_dir, "ArcFace recognition")
     with _backends_lock:
         if path not in _backends:
@@ -71,10 +96,11 @@ def load_embedding_backend(models_dir: Path | None = None) -> EmbeddingBackend:
         return _backends[path]
 
 
-def available_backend(models_dir: Path | None = None) -> tuple[EmbeddingBackend | None, str]:
-    """``(backend, "")`` when one is installed, else ``(None, why)`` for the UI to show."""
+def available_backend(models_dir: Path | None = None,
+                      name: str = DEFAULT_BACKEND) -> tuple[EmbeddingBackend | None, str]:
+    """``(backend, "")`` when it is installed, else ``(None, why)`` for the UI to show."""
     try:
-        return load_embedding_backend(models_dir), ""
+        return load_embedding_backend(models_dir, name), ""
     except ModelMissingError as exc:
         return None, str(exc)
 
@@ -94,3 +120,23 @@ def identity_embedding(embeddings: list[np.ndarray]) -> np.ndarray:
 def identity_score(embedding: np.ndarray, identity: np.ndarray) -> float:
     """Cosine similarity of a face's embedding to the identity's mean embedding, in ``[-1, 1]``."""
     return float(np.dot(normalise(embedding), normalise(identity)))
+
+
+def distance(a: np.ndarray, b: np.ndarray, metric: str) -> float:
+    """The distance between two embeddings: Euclidean (dlib), or ``1 − cosine similarity`` (ArcFace)."""
+    if metric == "euclidean":
+        return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+    if metric == "cosine":
+        return 1.0 - float(np.dot(normalise(np.asarray(a, np.float64)), normalise(np.asarray(b, np.float64))))
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def mean_distance(embedding: np.ndarray, others: list[np.ndarray], metric: str) -> float | None:
+    """The mean distance from ``embedding`` to each of ``others`` (``None`` when there are none).
+
+    Each photo is compared on its own, as the 0.6 threshold is defined for pairs of photos; a mean
+    embedding would sit closer to everything and make every face look more alike.
+    """
+    if not others:
+        return None
+    return float(np.mean([distance(embedding, other, metric) for other in others]))

@@ -37,7 +37,8 @@ def load_sources(paths: tuple[str, ...], reporter: Reporter) -> tuple[list[Sourc
         if not faces:
             warnings.append(f"Skipped {Path(path).name}: no face found.")
             continue
-        sources.append(SourcePhoto(rgb=to_float(picture.pixels), face=faces[0]))
+        sources.append(SourcePhoto(rgb=to_float(picture.pixels), face=faces[0], name=Path(path).name,
+                                   face_count=len(faces)))
     if not sources:
         raise FaceError("None of the identity photos has a usable face; add clear photos of the client.")
     return sources, warnings

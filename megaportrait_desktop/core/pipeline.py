@@ -21,10 +21,10 @@ import numpy as np
 from . import classic
 from .align import FaceCrop, crop_face
 from .classic_engine import ClassicEngine
-from .engine import Engine, Pasted, Scene, SourcePhoto
+from .engine import Engine, Pasted, Scene
 from .errors import FaceError, RequestError
-from .face import Face, detect_faces
-from .identity import available_backend, identity_embedding, identity_score
+from .face import Face
+from .identity_report import IdentityReport, assess_run
 from .imaging import Picture, from_float, save_image, to_float, to_uint8
 from .inputs import load_reference, load_sources, load_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
@@ -71,6 +71,10 @@ class RunResult:
     warnings: tuple[str, ...] = ()
     #: Diffusion engine: every model the run used, by role (and ``lora``): ``{"path", "sha256"}``.
     models: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
+    identity_report: IdentityReport | None = None
+    #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
+    identity_report: IdentityReport | None = None
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
@@ -135,11 +139,15 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
 
     final = scene.picture.with_pixels(final_pixels)
     stages[Stage.FINAL] = to_uint8(final_pixels)
-    score, backend = _score(final, scene.face, scene.sources, models_dir)
+    report = assess_run(stages[Stage.FINAL], scene.picture.rgb8(), scene.face, scene.sources, pair.source_index,
+                        models_dir)
     lap("score")
     return RunResult(request=request, final=final, stages=stages, region=region, source_index=pair.source_index,
-                     face_box=scene.face.box, timings=timings, identity_score=score, score_backend=backend,
-                     warnings=tuple(warnings), models=engine.models_used())
+                     face_box=scene.face.box, timings=timings,
+                     identity_score=None if report is None else report.score,
+                     score_backend=None if report is None else report.backend,
+                     warnings=tuple(warnings) + (report.warnings if report else ()), models=engine.models_used(),
+                     identity_report=report)
 
 
 #: The engines a request may name, each made on demand (the diffusion one imports PyTorch).
@@ -198,21 +206,6 @@ def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: i
              timings: dict[str, float], warnings: list[str], engine: Engine) -> RunResult:
     return RunResult(request=request, final=None, stages=stages, region=None, source_index=source_index,
                      face_box=face.box, timings=timings, warnings=tuple(warnings), models=engine.models_used())
-
-
-def _score(final: Picture, face: Face, sources: list[SourcePhoto],
-           models_dir: Path | None) -> tuple[float | None, str | None]:
-    """The identity score of the output face, when an embedding backend is installed."""
-    backend, _ = available_backend(models_dir)
-    if backend is None:
-        return None, None
-    rgb = final.rgb8()
-    faces = detect_faces(rgb)
-    if not faces:
-        return None, backend.name
-    out_face = min(faces, key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
-    ident = identity_embedding([backend.embed(to_uint8(s.rgb), s.face) for s in sources])
-    return identity_score(backend.embed(rgb, out_face), ident), backend.name
 
 
 def paste_mask(request: RunRequest, shape: tuple[int, int], crop: FaceCrop, seam_px: float,

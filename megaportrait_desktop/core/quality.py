@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -9,6 +10,7 @@ import numpy as np
 
 from .align import crop_face
 from .face import Face
+from .landmarks import mouth_openness
 from .masks import face_mask
 
 
@@ -22,11 +24,20 @@ class QualityThresholds:
     min_sharpness: float = 200.0
     #: Head turn (yaw, degrees) above which the photo counts as a strong profile.
     max_yaw: float = 35.0
+    #: dlib distance below which two photos of a set count as near-duplicates (one photo twice). The same
+    #: photo mirrored, re-encoded, resized, cropped, greyed or rotated 10° measured 0.03–0.20; two different
+    #: photos of one person 0.34–0.55 (public-domain portraits, see README).
+    near_duplicate_distance: float = 0.25
+    #: Mouth openness (inner-lip gap / interocular distance; closed ≈ 0, a smile with teeth ≈ 0.15, speaking
+    #: ≈ 0.35) by which every photo of the set may differ from the reference before it is flagged.
+    max_mouth_difference: float = 0.1
 
 
 @dataclass(frozen=True)
 class QualityIssue:
-    code: str  # no_face | several_faces | face_too_small | blurry | strong_profile
+    #: One photo: no_face | several_faces | face_too_small | blurry | strong_profile.
+    #: The set: single_photo | near_duplicate | several_faces | expression_mismatch.
+    code: str
     message: str
 
 
@@ -102,3 +113,76 @@ def check_identity_photo(rgb: np.ndarray, faces: list[Face],
             "strong_profile", f"The head is turned {abs(yaw):.0f}°; use photos within "
                               f"{thresholds.max_yaw:.0f}° of frontal."))
     return QualityReport(len(faces), tuple(issues), sharp, yaw, face.size)
+
+
+# ------------------------------------------------------------------------------------------ the set
+
+
+@dataclass(frozen=True, eq=False)
+class SetPhoto:
+    """What the set checks need of one identity photo."""
+
+    name: str
+    landmarks: np.ndarray | None = None
+    #: Its identity embedding (from the default backend), when there is one.
+    embedding: np.ndarray | None = None
+    face_count: int = 1
+
+
+def check_identity_set(photos: Sequence[SetPhoto], reference_landmarks: np.ndarray | None = None,
+                       thresholds: QualityThresholds = QualityThresholds(),
+                       metric: str = "euclidean") -> tuple[QualityIssue, ...]:
+    """Problems of an identity set as a whole: the cases where runs fail.
+
+    - one photo only: nothing is left to check the result against, and nothing to choose from;
+    - near-duplicates: two photos closer than ``near_duplicate_distance`` (one photo twice adds nothing);
+    - several faces in a photo: the largest is used, which may not be the client;
+    - expressions unlike the reference's (``reference_landmarks`` given): no photo of the set opens its
+      mouth about as much as the reference does, so the reference's mouth shows through the client's.
+
+    ``metric`` is the backend's (near-duplicates are measured on dlib's Euclidean scale; with a cosine
+    backend the check is skipped).
+    """
+    from .identity import distance
+
+    issues: list[QualityIssue] = []
+    if len(photos) == 1:
+        issues.append(QualityIssue(
+            "single_photo", "The set has one photo: add more photos of the client (5–20 in different light) so "
+                            "the best match can be chosen and the result checked against a photo it was not made "
+                            "from."))
+    if metric == "euclidean":
+        with_embedding = [p for p in photos if p.embedding is not None]
+        for i, a in enumerate(with_embedding):
+            for b in with_embedding[i + 1:]:
+                if a.embedding.shape != b.embedding.shape:
+                    continue
+                d = distance(a.embedding, b.embedding, metric)
+                if d < thresholds.near_duplicate_distance:
+                    issues.append(QualityIssue(
+                        "near_duplicate", f"{a.name} and {b.name} look like the same photo (identity distance "
+                                          f"{d:.2f}); use different photos of the client."))
+    for photo in photos:
+        if photo.face_count > 1:
+            issues.append(QualityIssue(
+                "several_faces", f"{photo.name} has {photo.face_count} faces: the largest is used; crop it to "
+                                 "the client."))
+    if reference_landmarks is not None:
+        target = mouth_openness(reference_landmarks)
+        measured = [(abs(mouth_openness(p.landmarks) - target), p) for p in photos if p.landmarks is not None]
+        if measured and min(d for d, _ in measured) > thresholds.max_mouth_difference:
+            closest = min(measured, key=lambda m: m[0])[1]
+            issues.append(QualityIssue(
+                "expression_mismatch",
+                f"The reference's mouth is {_mouth_words(target)}, but in every photo of the set it is "
+                f"{_mouth_words(mouth_openness(closest.landmarks))} or further from it: the reference's mouth "
+                "will show through the client's; add a photo of the client with a similar expression."))
+    return tuple(issues)
+
+
+def _mouth_words(openness: float) -> str:
+    if openness < 0.05:
+        return "closed"
+    if openness < 0.3:
+        return "parted (a smile with teeth)"
+    return "open"

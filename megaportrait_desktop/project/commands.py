@@ -12,8 +12,8 @@ from pathlib import Path
 from ..core.errors import os_error_message
 from .errors import ProjectError, disk_problem
 from .exchange import export_output, export_project, import_project
-from .history import SORTS, OutputQuery, list_outputs
-from .imports import IMPORTED, import_identity_photos, import_references
+from .history import SORTS, VERDICT_FILTERS, OutputQuery, list_outputs
+from .imports import IMPORTED, identity_set_issues, import_identity_photos, import_references
 from .maintenance import repair, verify
 from .project import Project
 
@@ -49,10 +49,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--tag")
     lst.add_argument("--min-score", type=float)
     lst.add_argument("--min-rating", type=int)
+    lst.add_argument("--verdict", choices=VERDICT_FILTERS,
+                     help="only outputs whose face reads as the client, a mix, still the reference person, or "
+                          "with no identity report (none)")
     lst.add_argument("--sort", choices=sorted(SORTS), default="newest")
     lst.add_argument("--page", type=int, default=1, help="1-based page number")
     lst.add_argument("--page-size", type=int, default=50)
     lst.add_argument("--json", action="store_true")
+
+    sheet = cmds.add_parser("contact-sheet", help="a PNG of outputs side by side, each with its identity verdict")
+    sheet.add_argument("path")
+    sheet.add_argument("out", help="the PNG to write")
+    sheet.add_argument("--identity", help="only this identity (name)")
+    sheet.add_argument("--verdict", choices=VERDICT_FILTERS)
+    sheet.add_argument("--sort", choices=sorted(SORTS), default="newest")
+    sheet.add_argument("--limit", type=int, default=48, help="at most this many outputs (default %(default)s)")
+    sheet.add_argument("--columns", type=int, default=6)
 
     exp = cmds.add_parser("export", help="export one output (PNG/JPEG/TIFF), or the whole project as a zip")
     exp.add_argument("path")
@@ -86,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {project.root} is on a read-only disk: list, info and export work; changes do not.",
                   file=sys.stderr)
         return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
-                "list": _list, "export": _export, "verify": _verify}[command](project, args)
+                "list": _list, "contact-sheet": _contact_sheet, "export": _export,
+                "verify": _verify}[command](project, args)
 
 
 def _info(project: Project, args: argparse.Namespace) -> int:
@@ -96,7 +109,9 @@ def _info(project: Project, args: argparse.Namespace) -> int:
     jobs = project.interrupted_jobs()
     data = {"name": project.name, "path": str(project.root),
             "identities": [{"id": i.id, "name": i.name, "photos": i.photo_count, "warnings": i.warning_count,
-                            "training": i.training_state} for i in identities],
+                            "training": i.training_state,
+                            "set_warnings": [issue.message for issue in identity_set_issues(project, i.id)]}
+                           for i in identities],
             "references": [{"id": r.id, "name": r.name, "size": f"{r.width}x{r.height}", "faces": r.face_count}
                            for r in references],
             "outputs": total, "interrupted_jobs": [j.id for j in jobs]}
@@ -107,6 +122,8 @@ def _info(project: Project, args: argparse.Namespace) -> int:
     print(f"  identities: {len(identities)}")
     for i in data["identities"]:
         print(f"    #{i['id']} {i['name']}: {i['photos']} photos, {i['warnings']} with warnings, {i['training']}")
+        for message in i["set_warnings"]:
+            print(f"      warning: {message}")
     print(f"  references: {len(references)}")
     for r in data["references"]:
         print(f"    #{r['id']} {r['name']}: {r['size']}, {r['faces']} face(s)")
@@ -128,13 +145,16 @@ def _import_reference(project: Project, args: argparse.Namespace) -> int:
 
 
 def _list(project: Project, args: argparse.Namespace) -> int:
+    from ..core.identity_report import VERDICT_LABELS
+
     identity_id = project.identity_by_name(args.identity).id if args.identity else None
     page = list_outputs(project, OutputQuery(identity_id=identity_id, tag=args.tag, min_score=args.min_score,
-                                             min_rating=args.min_rating, sort=args.sort, page=max(0, args.page - 1),
-                                             page_size=args.page_size))
+                                             min_rating=args.min_rating, verdict=args.verdict, sort=args.sort,
+                                             page=max(0, args.page - 1), page_size=args.page_size))
     if args.json:
         print(json.dumps([{"id": o.id, "identity": o.identity_name, "reference": o.reference_name,
-                           "engine": o.engine, "score": o.identity_score, "rating": o.rating,
+                           "engine": o.engine, "score": o.identity_score, "verdict": o.verdict,
+                           "identity_report": o.identity_report, "rating": o.rating,
                            "favourite": o.favourite, "tags": list(o.tags), "created": o.created,
                            "final": o.final_path} for o in page.items], indent=1))
         return 0
@@ -143,8 +163,24 @@ def _list(project: Project, args: argparse.Namespace) -> int:
     for o in page.items:
         when = dt.datetime.fromtimestamp(o.created).strftime("%Y-%m-%d %H:%M")
         score = "  n/a" if o.identity_score is None else f"{o.identity_score:5.3f}"
-        print(f"  #{o.id:<6} {when}  {o.engine:9} score {score}  {'★' * o.rating:5}  "
+        verdict = VERDICT_LABELS.get(o.verdict, "-")
+        print(f"  #{o.id:<6} {when}  {o.engine:9} score {score}  {verdict:26}  {'★' * o.rating:5}  "
               f"{o.identity_name or '-'} → {o.reference_name or '-'}  {' '.join(o.tags)}")
+    return 0
+
+
+def _contact_sheet(project: Project, args: argparse.Namespace) -> int:
+    from .contact_sheets import write_contact_sheet
+
+    if Path(args.out).suffix.lower() != ".png":
+        raise ProjectError(f"{args.out}: a contact sheet is written as .png.")
+    identity_id = project.identity_by_name(args.identity).id if args.identity else None
+    outputs = list_outputs(project, OutputQuery(identity_id=identity_id, verdict=args.verdict, sort=args.sort,
+                                                page_size=max(1, min(args.limit, 1000)))).items
+    if not outputs:
+        raise ProjectError("No outputs match; nothing to put on a contact sheet.")
+    path = write_contact_sheet(project, outputs, args.out, columns=max(1, args.columns))
+    print(f"Wrote {path} ({len(outputs)} outputs)")
     return 0
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from .errors import ProjectError, disk_problem, sqlite_error
 
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
 JOURNAL_MODE = "delete"
 READ_ONLY_MESSAGE = ("This project is open read-only here (by a reading command, or on read-only media); nothing can "
@@ -146,6 +146,13 @@ MIGRATIONS: dict[int, str] = {
         updated REAL NOT NULL
     );
     CREATE INDEX jobs_by_state ON jobs (state, created);
+    """,
+    # Every output's identity report (core.identity_report, as JSON) and its verdict, filterable in SQL.
+    # Outputs recorded before have neither (NULL): they list as they did.
+    2: """
+    ALTER TABLE outputs ADD COLUMN identity_report TEXT;
+    ALTER TABLE outputs ADD COLUMN verdict TEXT CHECK (verdict IN ('client', 'mix', 'reference'));
+    CREATE INDEX outputs_by_verdict ON outputs (verdict, identity_score DESC, id DESC);
     """,
 }
 

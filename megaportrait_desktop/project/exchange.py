@@ -53,7 +53,8 @@ def provenance(project: Project, output_id: int) -> dict:
     out = project.output(output_id)
     return {"app": f"MegaPortrait Desktop {__version__}", "output_id": out.id, "engine": out.engine,
             "request": out.request, "models": out.models, "identity": out.identity_name,
-            "reference": out.reference_name, "identity_score": out.identity_score, "created": out.created}
+            "reference": out.reference_name, "identity_score": out.identity_score,
+            "identity_report": out.identity_report, "created": out.created}
 
 
 def export_output(project: Project, output_id: int, dest: str | Path, quality: int = 95) -> Path:

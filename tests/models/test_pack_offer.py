@@ -31,12 +31,12 @@ def test_first_start_offers_the_pack_and_installs_it(qtbot, tmp_path, tiny_pack,
     window.offer_models()
     qtbot.waitUntil(lambda: getattr(window, "model_dialog", None) is not None, timeout=20_000)
     dialog = window.model_dialog
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 7 and dialog.table.item(0, 1).text() == "installed",
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 8 and dialog.table.item(0, 1).text() == "installed",
                     timeout=60_000)
     assert "studio-pack" in asked[0]
     qtbot.waitUntil(lambda: not dialog._workers, timeout=20_000)
     dialog.close()
-    window.worker.shutdown()
+    window.shutdown()
 
 
 def test_without_models_or_pack_the_status_bar_points_to_the_manager(qtbot, tmp_path, monkeypatch) -> None:
@@ -48,4 +48,4 @@ def test_without_models_or_pack_the_status_bar_points_to_the_manager(qtbot, tmp_
     qtbot.addWidget(window)
     window.offer_models()
     qtbot.waitUntil(lambda: "Model Manager" in window.statusBar().currentMessage(), timeout=20_000)
-    window.worker.shutdown()
+    window.shutdown()

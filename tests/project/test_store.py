@@ -21,6 +21,7 @@ from megaportrait_desktop.project import (
     list_outputs,
     verify,
 )
+from megaportrait_desktop.project.database import SCHEMA_VERSION
 from megaportrait_desktop.project.exchange import export_output, read_embedded_provenance
 
 
@@ -43,7 +44,7 @@ def test_create_open_and_layout(tmp_path, project) -> None:
     assert project.name == "Studio"
     mode = project.db.one("PRAGMA journal_mode")[0]
     assert mode == "delete" and project.db.one("PRAGMA foreign_keys")[0] == 1  # see project/database.py
-    assert project.db.one("PRAGMA user_version")[0] == 1
+    assert project.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 2
     with pytest.raises(ProjectError, match="not empty"):
         Project.create(project.root)
     project.close()
@@ -68,7 +69,8 @@ def test_identity_import_with_per_file_results(tmp_path, project, photo_files, a
                                                                                2, "untrained")
     photos = project.identity_photos(identity)
     assert len(photos[0].faces) == 1 and len(photos[0].faces[0]["landmarks"]) == 478
-    assert photos[0].quality["ok"] is True and photos[0].embedding is None  # no ArcFace pack installed
+    # The default recogniser (dlib's ResNet) installs with the app: every photo gets its 128-d descriptor.
+    assert photos[0].quality["ok"] is True and photos[0].embedding.shape == (128,)
     stored = load_image(project.path_of(photos[0].path)).pixels
     assert stored.shape[:2] == (600, 512)
     assert not photos[0].path.startswith("/")  # paths inside the project are relative

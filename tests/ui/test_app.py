@@ -25,7 +25,7 @@ def window(qtbot, tmp_path):
     win.show()
     qtbot.waitUntil(lambda: "shaded" in win.stage_view.images, timeout=20_000)  # the live preview is ready
     yield win
-    win.worker.shutdown()
+    win.shutdown()
 
 
 def _outputs(win) -> int:
@@ -187,9 +187,10 @@ def test_recall_settings_restores_the_sliders(window, qtbot) -> None:
 def test_model_manager_opens_from_the_menu_and_lists_each_role(window, qtbot) -> None:
     window.act_models.trigger()
     dialog = window.model_dialog
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 7, timeout=20_000)
-    states = [dialog.table.item(row, 1).text() for row in range(7)]
-    assert states == ["missing"] * 7  # nothing installed in the test's models folder
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 8, timeout=20_000)
+    states = [dialog.table.item(row, 1).text() for row in range(8)]
+    # Nothing installed in the test's models folder; the identity scorer (dlib) comes with the app.
+    assert states == ["missing"] * 5 + ["installed"] + ["missing"] * 2
     qtbot.waitUntil(lambda: not dialog._workers, timeout=20_000)
     dialog.close()
 
@@ -207,4 +208,4 @@ def test_dock_layout_and_recent_projects_are_restored(window, qtbot, tmp_path) -
         assert not again.history.isVisible() and again.pipeline_dock.isVisible()
         assert again.recent_menu.actions()[0].text() == str(root)
     finally:
-        again.worker.shutdown()
+        again.shutdown()

@@ -64,7 +64,7 @@ def test_an_error_raised_before_the_window_shows_waits_for_it(qtbot) -> None:
     assert not box.isVisible()  # it would sit behind the main window
     window.show()
     qtbot.waitUntil(box.isVisible, timeout=2000)
-    window.worker.shutdown()
+    window.shutdown()
 
 
 @pytest.mark.qt_no_exception_capture
@@ -87,7 +87,7 @@ def test_an_error_in_a_slot_reaches_the_user_and_the_log(qtbot, tmp_path) -> Non
         assert "unexpected error" in logged and "Traceback" in logged and "DatabaseError" in logged
     finally:
         errors.uninstall()
-        window.worker.shutdown()
+        window.shutdown()
 
 
 # A run killed with the app: the project's jobs table holds it as running when the project opens again.

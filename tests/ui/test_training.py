@@ -21,7 +21,7 @@ def window(qtbot, tmp_path, tiny_models):
     qtbot.addWidget(win)
     win.show()
     yield win
-    win.worker.shutdown()
+    win.shutdown()
 
 
 def test_train_an_identity_through_the_worker(window, qtbot) -> None:

@@ -67,6 +67,11 @@ KNOWN: dict[str, Licence] = {lic.id: lic for lic in (
             summary="The pretrained packs are for non-commercial research purposes only."),
     Licence("cc-by-nc-4.0", "CC BY-NC 4.0", "https://creativecommons.org/licenses/by-nc/4.0/",
             requires_acceptance=True, summary="Non-commercial use only."),
+    # dlib's ResNet face recogniser and 5-point landmark model: Davis King released them into the public domain
+    # (the face-recognition-models package ships them with the CC0 1.0 text as its LICENSE file).
+    Licence("cc0-1.0", "Public domain (CC0 1.0)", "https://creativecommons.org/publicdomain/zero/1.0/",
+            summary="No restrictions: commercial use allowed. (dlib's 68-point model is not covered: it is "
+                    "trained on iBUG 300-W, not for commercial use, and never used or bundled.)"),
 )}
 
 #: The licence of each role's suggested model (a pack's manifest says the licence of what it carries).
@@ -76,6 +81,7 @@ ROLE_LICENCES: dict[str, Licence] = {
     "light_controlnet": KNOWN["openrail"],
     "detail_controlnet": KNOWN["openrail"],
     "inpaint_controlnet": KNOWN["openrail"],
+    "identity": KNOWN["cc0-1.0"],
     "insightface": KNOWN["insightface-non-commercial"],
     "annotators": KNOWN["openrail"],
 }

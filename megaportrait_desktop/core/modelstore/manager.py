@@ -29,9 +29,11 @@ from ..paths import models_dir as default_models_dir
 from . import installed, safetensors_header
 from .licences import ROLE_LICENCES, Licence, is_accepted, licence_of
 
-#: Roles the manager shows: the diffusion roles, then the insightface pack and the annotator weights.
-MANAGED_ROLES = (*ROLES, "insightface", "annotators")
-TITLES = {**ROLE_NAMES, "insightface": "insightface buffalo_l (face detection, identity score)",
+#: Roles the manager shows: the diffusion roles, the identity scorer installed with the app (dlib), then the
+#: insightface pack and the annotator weights.
+MANAGED_ROLES = (*ROLES, "identity", "insightface", "annotators")
+TITLES = {**ROLE_NAMES, "identity": "identity score (dlib ResNet, 5-point landmarks)",
+          "insightface": "insightface buffalo_l (face detection, optional ArcFace score)",
           "annotators": "annotator weights (lineart, softedge)"}
 #: The files each fixed-location role needs, relative to its folder.
 REQUIRED_FILES = {"insightface": ("det_10g.onnx", "w600k_r50.onnx"),
@@ -124,6 +126,8 @@ def role_state(role: str, settings: ModelSettings | None = None, models_dir: Pat
         raise RequestError(f"Unknown model role {role!r}; the roles are {', '.join(MANAGED_ROLES)}.")
     settings = settings if settings is not None else load_settings()
     root = models_dir or default_models_dir()
+    if role == "identity":
+        return _identity_state(settings, hashes, cache)
     if role in REQUIRED_FILES:
         return _fixed_state(role, root, settings, hashes, cache)
     return _diffusion_state(role, settings, root, hashes, cache)
@@ -224,6 +228,27 @@ def _fixed_state(role: str, root: Path, settings: ModelSettings, hashes: bool, c
         digest = _recorded_hash(folder, root) or (_folder_hash(folder, files, cache) if hashes else None)
     return RoleState(**base, state=DAMAGED if problem else INSTALLED, size=size, sha256=digest,
                      message=problem or "")
+
+
+def _identity_state(settings: ModelSettings, hashes: bool, cache: dict | None) -> RoleState:
+    """dlib's recogniser and 5-point model: installed with the app (a Python package, or the installer's bundle)."""
+    from ..dlib_recogniser import MODEL_FILES, model_dir
+
+    licence = ROLE_LICENCES["identity"]
+    base = dict(role="identity", title=TITLES["identity"], kind="folder", licence=licence,
+                licence_accepted=is_accepted("identity", licence, settings))
+    try:
+        folder = model_dir()
+    except ModelMissingError as exc:
+        return RoleState(**base, state=MISSING, message=str(exc))
+    files = [folder / name for name in MODEL_FILES]
+    absent = [f.name for f in files if not f.is_file()]
+    source = "face-recognition-models 0.3.0 (installed with the app)"
+    if absent:
+        return RoleState(**base, state=DAMAGED if len(absent) < len(files) else MISSING, source=source, path=folder,
+                         message=f"{', '.join(absent)} missing from {folder}; reinstall MegaPortrait.")
+    return RoleState(**base, state=INSTALLED, source=source, path=folder, size=sum(f.stat().st_size for f in files),
+                     sha256=_folder_hash(folder, files, cache) if hashes else None)
 
 
 def _folder_hash(folder: Path, files: list[Path], cache: dict | None) -> str:
