@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.diffusion.models import SWITCHES
+from .core.model_settings import SWITCHES
 
 ROLE_FLAGS = {
     "base": "base model: a diffusers folder, one .safetensors file, or a cached Hugging Face repo id",
@@ -66,8 +66,8 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
 def engine_from_args(args: argparse.Namespace):
     """A :class:`DiffusionEngine` over the settings file (or ``--models-settings``) plus the flags."""
     from .core.diffusion.engine import DiffusionEngine
-    from .core.diffusion.models import ROLES, ModelSpec, load_settings, save_settings
     from .core.errors import RequestError
+    from .core.model_settings import ROLES, ModelSpec, load_settings, save_settings
 
     path = Path(args.models_settings) if getattr(args, "models_settings", None) else None
     settings = load_settings(path)
@@ -95,7 +95,7 @@ def engine_from_args(args: argparse.Namespace):
 
 def diffusion_overrides(args: argparse.Namespace) -> dict:
     """The ``DiffusionParams`` fields the ``run`` flags set (model sources are recorded in the request)."""
-    from .core.diffusion.models import ROLES
+    from .core.model_settings import ROLES
 
     values: dict = {role: _local(v) for role in ROLES if (v := getattr(args, role, None))}
     if args.lora:

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from .core.diffusion.models import ROLES, SWITCHES
+from .core.model_settings import ROLES, SWITCHES
 from .core.progress import Progress, Reporter
 
 
@@ -176,7 +176,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _accept(args: argparse.Namespace) -> int:
-    from .core.modelstore.licences import accept
+    from .core.licences import accept
     from .core.modelstore.manager import role_state
 
     state = role_state(args.role)
@@ -190,7 +190,7 @@ def _accept(args: argparse.Namespace) -> int:
 def _offline(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .core.diffusion.models import load_settings, save_settings
+    from .core.model_settings import load_settings, save_settings
 
     settings = load_settings()
     if args.state is not None:
@@ -203,7 +203,7 @@ def _offline(args: argparse.Namespace) -> int:
 def _speed(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .core.diffusion.models import load_settings, save_settings
+    from .core.model_settings import load_settings, save_settings
 
     settings = load_settings()
     changes = {field: value for field, value in (("fast_path", args.fast_path), ("compile", args.compile),

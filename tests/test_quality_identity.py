@@ -85,7 +85,7 @@ def test_identity_score_with_an_arcface_model(tmp_path, grace, grace_face, astro
     pack = buffalo_l_dir(tmp_path)
     pack.mkdir(parents=True)
     _tiny_arcface(pack / "w600k_r50.onnx")
-    from megaportrait_desktop.core.modelstore import licences
+    from megaportrait_desktop.core import licences
 
     # insightface's models are for non-commercial use: the user accepts that once before first use.
     with pytest.raises(licences.LicenceNotAcceptedError):

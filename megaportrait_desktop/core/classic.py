@@ -63,7 +63,7 @@ def shade(a: np.ndarray, b: np.ndarray, params: ShadingParams) -> tuple[np.ndarr
     return light, hf, frequency.recombine(light, hf, params.detail_weight)
 
 
-def crop_mask(crop: FaceCrop, reference: Face, b_landmarks: np.ndarray, params: MaskParams) -> np.ndarray:
+def crop_mask(crop: FaceCrop, reference: Face, b_landmarks: np.ndarray | None, params: MaskParams) -> np.ndarray:
     """The automatic mask in crop space: where both faces are (reference oval ∩ B's oval).
 
     Pasting only where the reference and the aligned source both have face keeps the source's
@@ -71,8 +71,7 @@ def crop_mask(crop: FaceCrop, reference: Face, b_landmarks: np.ndarray, params: 
     """
     shape = (crop.size, crop.size)
     ref_oval = face_mask(crop.to_crop(reference.landmarks), shape)
-    b_oval = face_mask(b_landmarks, shape)
-    both = np.minimum(ref_oval, b_oval)
+    both = ref_oval if b_landmarks is None else np.minimum(ref_oval, face_mask(b_landmarks, shape))
     return np.clip(cv2.GaussianBlur(grow(both, params.grow), (0, 0), params.feather), 0, 1) \
         if params.feather > 0 else grow(both, params.grow)
 

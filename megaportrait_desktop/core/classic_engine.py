@@ -38,7 +38,8 @@ class ClassicEngine:
         local = scene.face.landmarks.copy()
         local[:, 0] -= x0
         local[:, 1] -= y0
-        skin = classic.skin_mask(local, pasted.mask.shape, margin=3.0 / scene.crop.scale) & (pasted.mask > 0.5)
+        h, w = pasted.mask.shape[:2]
+        skin = classic.skin_mask(local, (h, w), margin=3.0 / scene.crop.scale) & (pasted.mask > 0.5)
         out, region = classic.harmonize(pasted.roi_float, to_float(reference), pasted.mask, skin,
                                         scene.request.harmonize, seam_px)
         return Harmonized(window=from_float(out, reference.dtype), region=region)

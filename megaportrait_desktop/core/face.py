@@ -233,7 +233,7 @@ def require_buffalo_l(models_dir: Path | None, role: str) -> Path:
             f"{pack}. Install the pack (Models → Install pack…) or use the MediaPipe detector."
         )
     # insightface's packs are for non-commercial research only: the user accepts that once, before first use.
-    from .modelstore.licences import licence_of, require_accepted
+    from .licences import licence_of, require_accepted
 
     require_accepted("insightface", licence_of("insightface", pack, models_dir))
     return path

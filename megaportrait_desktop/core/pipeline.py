@@ -108,7 +108,8 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
 
     pair = engine.identity_pair(scene, reporter)
     lap("identity")
-    stages = {Stage.REFERENCE: to_uint8(scene.crop_rgb), Stage.A: to_uint8(pair.a), Stage.B: to_uint8(pair.b)}
+    stages: dict[str, np.ndarray] = {Stage.REFERENCE: to_uint8(scene.crop_rgb), Stage.A: to_uint8(pair.a),
+                                     Stage.B: to_uint8(pair.b)}
     if stop is Stop.IDENTITY:
         return _partial(request, stages, pair.source_index, scene.face, timings, warnings, engine)
 
@@ -117,7 +118,8 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
 
     reporter("paste", 0, 1, "Pasting the face back")
     seam_px = request.harmonize.seam_width / scene.crop.scale
-    mask, mask_crop, roi = paste_mask(request, scene.picture.pixels.shape[:2], scene.crop, seam_px,
+    height, width = scene.picture.pixels.shape[:2]
+    mask, mask_crop, roi = paste_mask(request, (height, width), scene.crop, seam_px,
                                       lambda: engine.auto_mask(scene, pair))
     pasted = paste(scene, shading.shaded, mask, mask_crop, roi)
     lap("paste")
@@ -250,6 +252,8 @@ def save_result(result: RunResult, out: str | Path, stages: bool = True) -> Path
 
     The final keeps the reference's ICC profile and EXIF; stage images go to ``<stem>_stages/``.
     """
+    if result.final is None:
+        raise RequestError("This run stopped before the final image; run every stage to save it.")
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".tif", ".tiff"}:
         out = out / "final.png"

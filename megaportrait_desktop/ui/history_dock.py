@@ -8,9 +8,11 @@ import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDockWidget,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -21,13 +23,15 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.identity_report import VERDICT_LABELS, IdentityReport
-from ..project import OutputQuery, Project, list_outputs
+from ..project import Output, OutputQuery, Project, list_outputs
 from .thumbnails import load_thumbnails
 from .widgets import current_item_id
 from .workers import run_in_background
 
 #: Item data role holding the output's verdict code (``None`` without a report).
 VERDICT_ROLE = Qt.ItemDataRole.UserRole + 1
+#: Outputs fetched at a time; scrolling to the end of the list fetches the next page.
+PAGE_SIZE = 100
 #: Text colours by verdict (the contact sheet's badge colours, a little darker for text).
 VERDICT_COLOURS = {"client": "#1f7a35", "mix": "#a86d00", "reference": "#b0202c"}
 
@@ -74,8 +78,19 @@ class HistoryDock(QDockWidget):
         self.rating.setRange(0, 5)
         self.rating.setPrefix("★ ")
         self.rating.setToolTip("Rate the selected output")
+        self.favourites_only = QCheckBox("♥ only")
+        self.favourites_only.setToolTip("Show only the outputs marked as favourites")
+        self.favourite = QPushButton(qta.icon("mdi6.heart-outline"), "")
+        self.favourite.setCheckable(True)
+        self.favourite.setToolTip("Mark the selected output as a favourite")
+        self.tags = QLineEdit()
+        self.tags.setObjectName("historyTags")
+        self.tags.setPlaceholderText("tags, comma separated")
+        self.tags.setToolTip("The selected output's tags (Enter saves them); filter by one with the tag box above")
+        self.count = QLabel("")
         filters = QHBoxLayout()
-        for w in (self.sort, self.verdict_filter, self.identity_filter, self.tag_filter, self.min_rating):
+        for w in (self.sort, self.verdict_filter, self.identity_filter, self.tag_filter, self.min_rating,
+                  self.favourites_only, self.count):
             filters.addWidget(w)
         actions = QHBoxLayout()
         self.buttons = {}
@@ -85,6 +100,8 @@ class HistoryDock(QDockWidget):
             self.buttons[key] = button
             actions.addWidget(button)
         actions.addWidget(self.rating)
+        actions.addWidget(self.favourite)
+        actions.addWidget(self.tags, 1)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -94,10 +111,15 @@ class HistoryDock(QDockWidget):
         self.setWidget(body)
         for signal in (self.sort.currentIndexChanged, self.verdict_filter.currentIndexChanged,
                        self.identity_filter.currentIndexChanged, self.min_rating.valueChanged,
-                       self.tag_filter.editingFinished):
+                       self.tag_filter.editingFinished, self.favourites_only.toggled):
             signal.connect(self.refresh)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
+        self.list.verticalScrollBar().valueChanged.connect(self._on_list_scrolled)
         self.rating.valueChanged.connect(self._on_rating_value_changed)
+        self.favourite.toggled.connect(self._on_favourite_toggled)
+        self.tags.editingFinished.connect(self._on_tags_editing_finished)
+        self._page = 0
+        self._total = 0
         self.buttons["recall"].clicked.connect(lambda: self._emit(self.recall_requested))
         self.buttons["compare"].clicked.connect(lambda: self._emit(self.compare_requested))
         self.buttons["export"].clicked.connect(lambda: self._emit(self.export_requested))
@@ -119,32 +141,52 @@ class HistoryDock(QDockWidget):
         return current_item_id(self.list)
 
     def refresh(self) -> None:
+        """The first page of outputs for the current filters (the rest load as the list scrolls)."""
         self.list.blockSignals(True)
         self.list.clear()
-        thumbs = []
-        if self.project is not None:
-            query = OutputQuery(sort=self.sort.currentData(), identity_id=self.identity_filter.currentData(),
-                                tag=self.tag_filter.text().strip() or None, verdict=self.verdict_filter.currentData(),
-                                min_rating=self.min_rating.value() or None, page_size=200)
-            for out in list_outputs(self.project, query).items:
-                when = dt.datetime.fromtimestamp(out.created).strftime("%d %b %H:%M")
-                score = "score n/a" if out.identity_score is None else f"score {out.identity_score:.3f}"
-                verdict = VERDICT_LABELS.get(out.verdict, "no identity report")
-                stars = "★" * out.rating or "unrated"
-                item = QListWidgetItem(qta.icon("mdi6.image"), f"#{out.id} {out.identity_name or '—'} → "
-                                       f"{out.reference_name or '—'}\n{verdict} · {score} · {stars} · {out.engine}"
-                                       f" · {when}")
-                item.setData(Qt.ItemDataRole.UserRole, out.id)
-                item.setData(VERDICT_ROLE, out.verdict)
-                if out.verdict in VERDICT_COLOURS:
-                    item.setForeground(QColor(VERDICT_COLOURS[out.verdict]))
-                item.setToolTip(_report_tip(out.identity_report))
-                self.list.addItem(item)
-                if out.thumb_path:
-                    thumbs.append((out.id, str(self.project.path_of(out.thumb_path))))
         self.list.blockSignals(False)
+        self._page, self._total = 0, 0
+        self._load_page()
+
+    def _query(self, page: int) -> OutputQuery:
+        return OutputQuery(sort=self.sort.currentData(), identity_id=self.identity_filter.currentData(),
+                           tag=self.tag_filter.text().strip() or None, verdict=self.verdict_filter.currentData(),
+                           min_rating=self.min_rating.value() or None,
+                           favourite=True if self.favourites_only.isChecked() else None,
+                           page=page, page_size=PAGE_SIZE)
+
+    def _load_page(self) -> None:
+        if self.project is None:
+            self.count.setText("")
+            return
+        page = list_outputs(self.project, self._query(self._page))
+        self._total = page.total
+        thumbs = []
+        self.list.blockSignals(True)
+        for out in page.items:
+            item = QListWidgetItem(qta.icon("mdi6.image"), "")
+            item.setData(Qt.ItemDataRole.UserRole, out.id)
+            _describe(item, out)
+            self.list.addItem(item)
+            if out.thumb_path:
+                thumbs.append((out.id, str(self.project.path_of(out.thumb_path))))
+        self.list.blockSignals(False)
+        self.count.setText(f"{self.list.count()} of {self._total}")
         if thumbs:
             self._thumb_worker = run_in_background(load_thumbnails, thumbs, 144, on_done=self._on_thumbs_loaded)
+
+    def _on_list_scrolled(self, value: int) -> None:
+        bar = self.list.verticalScrollBar()
+        if value >= bar.maximum() - 2 and self.list.count() < self._total:
+            self._page += 1
+            self._load_page()
+
+    def update_item(self, output_id: int) -> None:
+        """Show an output's new rating, favourite flag or tags on its item at once (no re-sort needed)."""
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == output_id:
+                _describe(item, self.project.output(output_id))
 
     def _on_thumbs_loaded(self, thumbs) -> None:
         images = dict(thumbs)
@@ -157,16 +199,55 @@ class HistoryDock(QDockWidget):
     def _on_list_current_changed(self, current, previous) -> None:
         output_id = self.current_id()
         if output_id and self.project is not None:
-            self.rating.blockSignals(True)
-            self.rating.setValue(self.project.output(output_id).rating)
-            self.rating.blockSignals(False)
+            out = self.project.output(output_id)
+            for widget, show in ((self.rating, lambda: self.rating.setValue(out.rating)),
+                                 (self.favourite, lambda: self.favourite.setChecked(out.favourite)),
+                                 (self.tags, lambda: self.tags.setText(", ".join(out.tags)))):
+                widget.blockSignals(True)
+                show()
+                widget.blockSignals(False)
             self.output_selected.emit(output_id)
 
     def _on_rating_value_changed(self, value: int) -> None:
         output_id = self.current_id()
         if output_id and self.project is not None:
             self.project.set_rating(output_id, value)
+            self.update_item(output_id)
+
+    def _on_favourite_toggled(self, on: bool) -> None:
+        output_id = self.current_id()
+        if output_id and self.project is not None:
+            self.project.set_favourite(output_id, on)
+            self.update_item(output_id)
+
+    def _on_tags_editing_finished(self) -> None:
+        output_id = self.current_id()
+        if not output_id or self.project is None:
+            return
+        wanted = {t.strip() for t in self.tags.text().split(",") if t.strip()}
+        current = set(self.project.output(output_id).tags)
+        for tag in current - wanted:
+            self.project.remove_tag(output_id, tag)
+        for tag in wanted - current:
+            self.project.add_tag(output_id, tag)
+        self.update_item(output_id)
 
     def _emit(self, signal) -> None:
         if self.current_id():
             signal.emit(self.current_id())
+
+
+def _describe(item: QListWidgetItem, out: Output) -> None:
+    """An output's item text: names, verdict, score, rating, favourite, tags, engine and time."""
+    when = dt.datetime.fromtimestamp(out.created).strftime("%d %b %H:%M")
+    score = "score n/a" if out.identity_score is None else f"score {out.identity_score:.3f}"
+    verdict = VERDICT_LABELS.get(out.verdict, "no identity report")
+    stars = "★" * out.rating or "unrated"
+    heart = " ♥" if out.favourite else ""
+    tags = f" · #{' #'.join(out.tags)}" if out.tags else ""
+    item.setText(f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}\n"
+                 f"{verdict} · {score} · {stars} · {out.engine} · {when}{tags}")
+    item.setData(VERDICT_ROLE, out.verdict)
+    if out.verdict in VERDICT_COLOURS:
+        item.setForeground(QColor(VERDICT_COLOURS[out.verdict]))
+    item.setToolTip(_report_tip(out.identity_report))

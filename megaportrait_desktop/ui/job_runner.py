@@ -36,27 +36,34 @@ class JobRunner(QObject):
         worker.cancelled.connect(self._on_worker_cancelled)
         worker.progress.connect(self._on_worker_progress)
 
+    def _open_project(self) -> Project:
+        if self.project is None:
+            raise RuntimeError("no project is open")
+        return self.project
+
     def submit_run(self, request: RunRequest, identity_id: int, reference_id: int, until: str | None,
                    row: int | None = None) -> int:
         """Queue a run (``row``: an interrupted job run again); returns the worker's job id."""
+        project = self._open_project()
         if row is None:
-            row = queue_run(self.project, request, identity_id, reference_id, until)
+            row = queue_run(project, request, identity_id, reference_id, until)
         else:
-            self.project.resume_job(row)
+            project.resume_job(row)
         label = "Run all" if until is None else f"Stage: {until}"
-        job_id = self.worker.submit(Job(label=label, run=run_job(self.project, row, request, identity_id,
-                                                                 reference_id, until)))
+        job_id = self.worker.submit(Job(label=label, run=run_job(project, row, request, identity_id, reference_id,
+                                                                 until)))
         self._rows[job_id] = row
         return job_id
 
     def submit_training(self, identity_id: int, row: int | None = None) -> int:
+        project = self._open_project()
         if row is None:
-            row = queue_training(self.project, identity_id)
+            row = queue_training(project, identity_id)
         else:
-            self.project.resume_job(row)
-        name = self.project.identity(identity_id).name
+            project.resume_job(row)
+        name = project.identity(identity_id).name
         job_id = self.worker.submit(Job(label=f"Training {name}", kind="train",
-                                        run=training_job(self.project, row, identity_id)))
+                                        run=training_job(project, row, identity_id)))
         self._rows[job_id] = row
         self.training[job_id] = identity_id
         return job_id

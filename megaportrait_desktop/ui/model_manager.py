@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.diffusion.models import SWITCHES
+from ..core.model_settings import SWITCHES
 
 STATE_ICONS = {"installed": ("mdi6.check-circle", "#5cb85c"), "missing": ("mdi6.minus-circle", "#999999"),
                "damaged": ("mdi6.alert-circle", "#d9534f")}
@@ -117,7 +117,7 @@ class ModelManagerDialog(QDialog):
 
     def refresh(self) -> None:
         """Re-read every role's state on a worker thread."""
-        from ..core.diffusion.models import load_settings
+        from ..core.model_settings import load_settings
         from ..core.modelstore.manager import model_states
 
         def read():
@@ -217,7 +217,7 @@ class ModelManagerDialog(QDialog):
             self._cancel.cancel()
 
     def _on_licence_clicked(self) -> None:
-        from ..core.modelstore.licences import accept
+        from ..core.licences import accept
 
         state = next((s for s in self.states if s.role == self.selected_role()), None)
         if state is None:
@@ -232,24 +232,24 @@ class ModelManagerDialog(QDialog):
             self.refresh()
 
     def _on_offline_toggled(self, checked: bool) -> None:
-        from ..core.diffusion.models import load_settings, save_settings
+        from ..core.model_settings import load_settings, save_settings
 
         save_settings(replace(load_settings(), offline=checked))
         self.download_button.setEnabled(not checked)
 
     def _on_fast_path_toggled(self, checked: bool) -> None:
-        from ..core.diffusion.models import load_settings, save_settings
+        from ..core.model_settings import load_settings, save_settings
 
         # The GPU worker reads the settings at its next job and reloads the models for the other path.
         save_settings(replace(load_settings(), fast_path="auto" if checked else "off"))
 
     def _on_low_memory_changed(self, index: int) -> None:
-        from ..core.diffusion.models import load_settings, save_settings
+        from ..core.model_settings import load_settings, save_settings
 
         save_settings(replace(load_settings(), low_memory=SWITCHES[index]))
 
     def _on_table_selection_changed(self) -> None:
-        from ..core.diffusion.models import ROLES
+        from ..core.model_settings import ROLES
 
         role = self.selected_role()
         self.download_button.setEnabled(role in ROLES and not self.offline.isChecked() and not self._cancel)

@@ -15,7 +15,7 @@ from ..conftest import CROP  # noqa: F401 - the diffusion tests import it from h
 
 
 def settings_for(paths: dict[str, Path], configs: dict[str, Path] | None = None):
-    from megaportrait_desktop.core.diffusion.models import ModelSettings, ModelSpec
+    from megaportrait_desktop.core.model_settings import ModelSettings, ModelSpec
 
     models = {role: ModelSpec(str(path), str(configs[role]) if configs else None) for role, path in paths.items()}
     return ModelSettings(models=models, device="cpu")

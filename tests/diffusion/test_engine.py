@@ -154,7 +154,7 @@ def test_single_file_models_give_the_same_run_as_folders(engine, single_file_eng
 
 def test_cli_trains_an_identity_and_runs_the_diffusion_engine(tiny_models, photo_files, tmp_path, capsys) -> None:
     from megaportrait_desktop.cli import main
-    from megaportrait_desktop.core.diffusion.models import load_settings
+    from megaportrait_desktop.core.model_settings import load_settings
 
     folders = tiny_models["folders"]
     code = main(["train-identity", "--identity", str(photo_files["identity"]), "--out", str(tmp_path / "lora"),
@@ -184,8 +184,9 @@ def test_cli_trains_an_identity_and_runs_the_diffusion_engine(tiny_models, photo
 def test_cli_points_at_single_files_with_their_configs(tiny_models) -> None:
     from megaportrait_desktop.cli import build_parser
     from megaportrait_desktop.cli_diffusion import engine_from_args
-    from megaportrait_desktop.core.diffusion.models import ROLES, resolve_all
+    from megaportrait_desktop.core.diffusion.models import resolve_all
     from megaportrait_desktop.core.errors import RequestError
+    from megaportrait_desktop.core.model_settings import ROLES
 
     single, folders = tiny_models["single"], tiny_models["folders"]
     argv = ["run", "--identity", "x", "--reference", "y", "--out", "z", "--engine", "diffusion"]

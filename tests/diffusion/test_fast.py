@@ -169,7 +169,7 @@ def test_fast_path_is_the_default_on_cuda_and_a_setting_turns_it_off(monkeypatch
     """The decision, with the GPU query answered as an H100, a 12 GB and a 6 GB card would."""
     from megaportrait_desktop.core.diffusion import devices
     from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
-    from megaportrait_desktop.core.diffusion.models import ModelSettings
+    from megaportrait_desktop.core.model_settings import ModelSettings
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     memory = {"gb": 80.0}
@@ -193,7 +193,7 @@ def test_fast_path_is_the_default_on_cuda_and_a_setting_turns_it_off(monkeypatch
 
 
 def test_speed_settings_are_saved_with_the_model_settings(tmp_path) -> None:
-    from megaportrait_desktop.core.diffusion.models import ModelSettings, load_settings, save_settings
+    from megaportrait_desktop.core.model_settings import ModelSettings, load_settings, save_settings
 
     settings = ModelSettings(fast_path="off", low_memory="on", compile="on")
     save_settings(settings, tmp_path / "models.json")

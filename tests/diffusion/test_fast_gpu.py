@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 @pytest.fixture(scope="module")
 def cuda_models(tiny_models):
     from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
-    from megaportrait_desktop.core.diffusion.models import ModelSettings, ModelSpec
+    from megaportrait_desktop.core.model_settings import ModelSettings, ModelSpec
 
     settings = ModelSettings(models={r: ModelSpec(str(p)) for r, p in tiny_models["folders"].items()},
                              device="cuda", fast_path="off")

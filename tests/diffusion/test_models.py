@@ -7,9 +7,11 @@ import shutil
 import pytest
 import torch
 
+from megaportrait_desktop.core import model_settings
 from megaportrait_desktop.core.diffusion import models
-from megaportrait_desktop.core.diffusion.models import ModelSettings, ModelSpec, UnsafeModelError
+from megaportrait_desktop.core.diffusion.models import UnsafeModelError
 from megaportrait_desktop.core.errors import ModelMissingError
+from megaportrait_desktop.core.model_settings import ModelSettings, ModelSpec
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -76,11 +78,11 @@ def test_a_missing_role_names_the_role_and_what_to_install(tiny_models) -> None:
 
 def test_model_settings_live_in_the_config_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MEGAPORTRAIT_CONFIG", str(tmp_path / "cfg"))
-    assert models.load_settings() == ModelSettings()
+    assert model_settings.load_settings() == ModelSettings()
     settings = ModelSettings(device="cpu").with_model("base", ModelSpec("/m/base.safetensors", config="/m/cfg"))
-    path = models.save_settings(settings)
+    path = model_settings.save_settings(settings)
     assert path == tmp_path / "cfg" / "models.json"
-    assert models.load_settings() == settings
+    assert model_settings.load_settings() == settings
 
 
 def test_run_without_models_says_which_role_is_missing(photo_files) -> None:

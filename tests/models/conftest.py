@@ -37,7 +37,7 @@ def raw_tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
 @pytest.fixture(scope="session")
 def tiny_pack(tmp_path_factory: pytest.TempPathFactory, raw_tiny_models) -> Path:
     """A pack folder of the tiny models: a diffusers folder per role, the base also as a single file."""
-    from megaportrait_desktop.core.diffusion.models import ModelSettings, ModelSpec
+    from megaportrait_desktop.core.model_settings import ModelSettings, ModelSpec
     from megaportrait_desktop.core.modelstore.pack_builder import build_pack
 
     root = tmp_path_factory.mktemp("pack-source")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from megaportrait_desktop.core.diffusion import models
+from megaportrait_desktop.core import model_settings
 from megaportrait_desktop.core.errors import Cancelled, MegaPortraitError
 from megaportrait_desktop.core.modelstore import downloads, manager
 from megaportrait_desktop.core.progress import CancelToken
@@ -106,7 +106,7 @@ def test_download_reports_bytes_speed_and_eta_then_resolves_from_the_cache(hub, 
     assert all(r.speed > 0 for r in reports) and reports[-1].eta == 0
     assert any(r.eta and r.eta > 0 for r in reports[:-1])
     # The role now uses the cached repo, and it loads.
-    assert models.load_settings().models["light_controlnet"].source == REPO
+    assert model_settings.load_settings().models["light_controlnet"].source == REPO
     state = manager.role_state("light_controlnet")
     assert state.state == "installed" and state.in_hf_cache and state.path == snapshot
     # Asked again: everything is in the cache, so not one request is made.
@@ -127,7 +127,7 @@ def test_cancel_keeps_the_partial_file_and_the_next_download_resumes_it(hub, tmp
         _download(hub, on_progress=cancel_midway, cancel=token)
     partial = list((tmp_path / "hub").rglob("*.incomplete"))
     assert len(partial) == 1 and 0 < partial[0].stat().st_size < len(hub.files[downloads.CONTROLNET_FILES[1]])
-    assert "light_controlnet" not in models.load_settings().models
+    assert "light_controlnet" not in model_settings.load_settings().models
     resumed_from = partial[0].stat().st_size
 
     reports: list[downloads.DownloadProgress] = []
@@ -141,7 +141,7 @@ def test_cancel_keeps_the_partial_file_and_the_next_download_resumes_it(hub, tmp
 
 
 def test_offline_mode_refuses_a_download_without_opening_a_socket(no_network) -> None:
-    models.save_settings(models.ModelSettings(offline=True))
+    model_settings.save_settings(model_settings.ModelSettings(offline=True))
     with pytest.raises(downloads.OfflineError, match="Offline mode is on"):
         downloads.download_role("base")
     with pytest.raises(downloads.OfflineError):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from megaportrait_desktop.cli import main
-from megaportrait_desktop.core.diffusion import models
-from megaportrait_desktop.core.modelstore import installed, manager, packs
+from megaportrait_desktop.core import installed, model_settings
+from megaportrait_desktop.core.modelstore import manager, packs
 from megaportrait_desktop.core.modelstore.packs import PackError
 from megaportrait_desktop.core.paths import models_dir
 
@@ -99,18 +99,19 @@ def test_models_list_and_set_survive_a_damaged_model_file(raw_tiny_models, tmp_p
     damaged = tmp_path / "damaged.safetensors"
     damaged.write_bytes(_safetensors(BAD_HEADERS[name]))
     # Chosen before the check existed (by hand, or by an older version): the list still shows every role.
-    models.save_settings(models.ModelSettings().with_model("base", models.ModelSpec(str(damaged))))
+    chosen = model_settings.ModelSettings().with_model("base", model_settings.ModelSpec(str(damaged)))
+    model_settings.save_settings(chosen)
     assert main(["models", "list", "--json"]) == 0
     states = {s["role"]: s for s in json.loads(capsys.readouterr().out)}
     assert len(states) == len(manager.MANAGED_ROLES) and states["base"]["state"] == "damaged"
     # `models set` refuses it and leaves the settings as they were.
     good = raw_tiny_models["single"]["base"]
     assert main(["models", "set", "base", str(good)]) == 0
-    before = models.settings_path().read_bytes()
+    before = model_settings.settings_path().read_bytes()
     assert main(["models", "set", "base", str(damaged)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "not changed" in err
-    assert models.settings_path().read_bytes() == before
+    assert model_settings.settings_path().read_bytes() == before
 
 
 @pytest.mark.parametrize("settings", [
@@ -118,7 +119,7 @@ def test_models_list_and_set_survive_a_damaged_model_file(raw_tiny_models, tmp_p
     '{"offline": "no"}', '{"device": ["cuda"]}', "\u00ff\u00fe not json", "[" * 100_000,
 ])
 def test_models_list_survives_any_settings_file(settings, capsys) -> None:
-    path = models.settings_path()
+    path = model_settings.settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(settings, encoding="latin-1")
     assert main(["models", "list", "--json"]) == 0

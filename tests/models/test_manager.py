@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from megaportrait_desktop.core import model_settings
 from megaportrait_desktop.core.diffusion import models
 from megaportrait_desktop.core.errors import ModelMissingError
 from megaportrait_desktop.core.modelstore import manager, packs
@@ -35,12 +36,12 @@ def test_a_fresh_machine_shows_every_role_missing_but_the_identity_scorer() -> N
 def test_installed_pack_shows_sizes_sources_and_hashes(tiny_pack) -> None:
     packs.install_pack(tiny_pack)
     states = _states()
-    for role in (*models.ROLES, "insightface"):
+    for role in (*model_settings.ROLES, "insightface"):
         s = states[role]
         assert s.state == "installed", (role, s.message)
         assert s.size > 0 and s.sha256 and s.path.is_relative_to(models_dir())
         # The recorded hash is the one a run's provenance records (no file read to show it).
-        if role in models.ROLES:
+        if role in model_settings.ROLES:
             assert s.sha256 == models.fingerprint(s.path), role
     assert states["base"].kind == "single_file"
     assert states["annotators"].state == "missing"
@@ -68,7 +69,7 @@ def test_a_truncated_safetensors_file_not_installed_by_the_app_shows_damaged(raw
     single = tmp_path / "fine-tune.safetensors"
     data = raw_tiny_models["single"]["base"].read_bytes()
     single.write_bytes(data[: len(data) // 2])
-    settings = models.ModelSettings().with_model("base", models.ModelSpec(str(single),
+    settings = model_settings.ModelSettings().with_model("base", model_settings.ModelSpec(str(single),
                                                                           str(raw_tiny_models["folders"]["base"])))
     state = manager.role_state("base", settings)
     assert state.state == "damaged" and "truncated" in state.message
@@ -90,7 +91,7 @@ def test_a_model_in_the_hugging_face_cache_is_used_where_it_is(raw_tiny_models, 
     assert state.state == "installed" and state.in_hf_cache and state.path == repo / "snapshots" / "abc123"
     assert state.sha256 is None or len(state.sha256) == 64
     assert tree(models_dir()) == before  # nothing copied
-    assert models.load_settings().models["light_controlnet"].source == "lllyasviel/control_v11f1e_sd15_tile"
+    assert model_settings.load_settings().models["light_controlnet"].source == "lllyasviel/control_v11f1e_sd15_tile"
 
 
 def test_choose_another_base_checkpoint(raw_tiny_models, tmp_path) -> None:
@@ -99,13 +100,13 @@ def test_choose_another_base_checkpoint(raw_tiny_models, tmp_path) -> None:
     assert state.state == "installed" and state.kind == "single_file" and state.size == single.stat().st_size
     with pytest.raises(ModelMissingError):
         manager.set_model("base", str(tmp_path / "nowhere.safetensors"))
-    assert models.load_settings().models["base"].source == str(single.resolve())
+    assert model_settings.load_settings().models["base"].source == str(single.resolve())
     folder = manager.set_model("base", str(raw_tiny_models["folders"]["base"]))
     assert folder.kind == "folder" and folder.sha256 is None  # not installed by the app: hashed on request
 
 
 def test_licence_acceptance_is_recorded_once(tiny_pack) -> None:
-    from megaportrait_desktop.core.modelstore import licences
+    from megaportrait_desktop.core import licences
 
     packs.install_pack(tiny_pack)
     state = _states()["insightface"]
@@ -118,8 +119,8 @@ def test_licence_acceptance_is_recorded_once(tiny_pack) -> None:
 
 
 def test_insightface_asks_for_its_licence_before_first_use(tiny_pack) -> None:
+    from megaportrait_desktop.core import licences
     from megaportrait_desktop.core.face import require_buffalo_l
-    from megaportrait_desktop.core.modelstore import licences
 
     packs.install_pack(tiny_pack)
     with pytest.raises(licences.LicenceNotAcceptedError, match="non-commercial"):
@@ -131,7 +132,7 @@ def test_insightface_asks_for_its_licence_before_first_use(tiny_pack) -> None:
 def test_a_pack_model_with_a_restrictive_licence_is_used_only_once_accepted(tiny_pack, tmp_path) -> None:
     import json
 
-    from megaportrait_desktop.core.modelstore import licences
+    from megaportrait_desktop.core import licences
 
     pack = tmp_path / "pack"
     shutil.copytree(tiny_pack, pack)
@@ -144,6 +145,6 @@ def test_a_pack_model_with_a_restrictive_licence_is_used_only_once_accepted(tiny
     state = _states()["detail_controlnet"]
     assert state.licence.name == "CC BY-NC 4.0" and not state.licence_accepted
     with pytest.raises(licences.LicenceNotAcceptedError, match="detail_controlnet.*CC BY-NC"):
-        models.resolve_all(models.load_settings())
+        models.resolve_all(model_settings.load_settings())
     licences.accept("detail_controlnet", state.licence)
-    assert set(models.resolve_all(models.load_settings())) == set(models.ROLES)
+    assert set(models.resolve_all(model_settings.load_settings())) == set(model_settings.ROLES)

@@ -57,7 +57,7 @@ def test_a_refused_pack_shows_why_and_changes_nothing(dialog, qtbot, tiny_pack, 
 
 
 def test_offline_mode_checkbox_is_saved(dialog) -> None:
-    from megaportrait_desktop.core.diffusion.models import load_settings
+    from megaportrait_desktop.core.model_settings import load_settings
 
     dialog.table.selectRow(2)
     assert dialog.download_button.isEnabled()
@@ -67,7 +67,7 @@ def test_offline_mode_checkbox_is_saved(dialog) -> None:
 
 def test_fast_path_and_low_memory_settings_are_saved(dialog) -> None:
     from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
-    from megaportrait_desktop.core.diffusion.models import load_settings
+    from megaportrait_desktop.core.model_settings import load_settings
 
     assert dialog.fast_path.isChecked() and dialog.low_memory.currentText() == "Auto"  # the defaults
     dialog.fast_path.setChecked(False)

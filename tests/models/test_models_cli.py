@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from megaportrait_desktop.cli import main
-from megaportrait_desktop.core.diffusion import models
+from megaportrait_desktop.core import model_settings
 from megaportrait_desktop.core.paths import models_dir
 
 from .conftest import tree
@@ -30,7 +30,7 @@ def test_install_list_pack_and_licence_from_the_command_line(tiny_pack, tmp_path
     out = capsys.readouterr().out
     assert "installed insightface" in out and "accept-licence insightface" in out
     states = _states(capsys)
-    assert all(states[r]["state"] == "installed" for r in (*models.ROLES, "insightface"))
+    assert all(states[r]["state"] == "installed" for r in (*model_settings.ROLES, "insightface"))
     assert states["base"]["sha256"] and states["base"]["size"] > 0
     assert not states["insightface"]["licence_accepted"]
     assert main(["models", "accept-licence", "insightface"]) == 0
@@ -63,11 +63,11 @@ def test_set_offline_and_download(raw_tiny_models, capsys, no_network) -> None:
     assert main(["models", "set", "light_controlnet", "/nowhere/cn"]) == 2
     assert "error:" in capsys.readouterr().err
     assert main(["models", "offline", "on"]) == 0
-    assert models.load_settings().offline
+    assert model_settings.load_settings().offline
     assert main(["models", "download", "light_controlnet"]) == 2
     assert "Offline mode is on" in capsys.readouterr().err
     assert no_network == []
-    assert main(["models", "offline", "off"]) == 0 and not models.load_settings().offline
+    assert main(["models", "offline", "off"]) == 0 and not model_settings.load_settings().offline
 
 
 def test_speed_settings_from_the_command_line(capsys) -> None:
@@ -75,7 +75,7 @@ def test_speed_settings_from_the_command_line(capsys) -> None:
     out = capsys.readouterr().out
     assert "fast path: auto; compile: auto; low memory: auto" in out and "this machine: cpu" in out
     assert main(["models", "speed", "--fast-path", "off", "--low-memory", "on"]) == 0
-    settings = models.load_settings()
+    settings = model_settings.load_settings()
     assert (settings.fast_path, settings.low_memory, settings.compile) == ("off", "on", "auto")
     with pytest.raises(SystemExit):  # argparse refuses it
         main(["models", "speed", "--compile", "fastest"])
@@ -87,7 +87,7 @@ def test_speed_settings_from_the_command_line(capsys) -> None:
     args = build_parser().parse_args(["run", "--identity", "x", "--reference", "y", "--out", "z", "--engine",
                                       "diffusion", "--fast-path", "on"])
     assert engine_from_args(args).settings.fast_path == "on"
-    assert models.load_settings().fast_path == "off"
+    assert model_settings.load_settings().fast_path == "off"
 
 
 def test_models_list_shows_the_identity_scorer_its_licence_and_installed(capsys) -> None:

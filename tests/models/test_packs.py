@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from megaportrait_desktop.core import installed, model_settings
 from megaportrait_desktop.core.diffusion import models
-from megaportrait_desktop.core.modelstore import installed, pack_builder, packs
+from megaportrait_desktop.core.modelstore import pack_builder, packs
 from megaportrait_desktop.core.modelstore.packs import PackError
 from megaportrait_desktop.core.paths import models_dir
 
@@ -40,7 +41,7 @@ def _zip(folder: Path, out: Path) -> Path:
 def test_pack_manifest_lists_every_role_with_hashes_and_licences(tiny_pack) -> None:
     manifest = packs.read_manifest(tiny_pack)
     roles = {m.role for m in manifest.models if m.kind != "config"}
-    assert roles == {*models.ROLES, "insightface"}
+    assert roles == {*model_settings.ROLES, "insightface"}
     base = next(m for m in manifest.models if m.role == "base" and m.kind == "single_file")
     assert base.config and base.files[0].path.endswith(".safetensors")
     insight = next(m for m in manifest.models if m.role == "insightface")
@@ -56,9 +57,9 @@ def test_install_verify_and_reinstall_without_duplicates(tiny_pack) -> None:
     report = packs.install_pack(tiny_pack)
     root = models_dir()
     assert report.copied == sum(len(m.files) for m in report.models) and report.skipped == 0
-    assert set(report.roles_set) == set(models.ROLES)
+    assert set(report.roles_set) == set(model_settings.ROLES)
     # The installed models resolve and are the ones chosen for each role.
-    settings = models.load_settings()
+    settings = model_settings.load_settings()
     resolved = models.resolve_all(settings)
     assert resolved["base"].kind == "single_file" and resolved["base"].path.is_relative_to(root)
     assert (root / "insightface/models/buffalo_l/det_10g.onnx").is_file()
@@ -97,7 +98,7 @@ def _refused(pack: Path, match: str) -> None:
         packs.install_pack(pack)
     assert tree(root) == before
     assert sorted(p.name for p in root.iterdir()) == ["keep.txt"]
-    assert models.load_settings() == models.ModelSettings()
+    assert model_settings.load_settings() == model_settings.ModelSettings()
 
 
 def test_hash_mismatch_is_refused_and_nothing_is_installed(tiny_pack, tmp_path) -> None:

@@ -66,3 +66,63 @@ def test_items_show_the_verdict_and_score_and_sort_and_filter(qtbot, project) ->
                               ("none", [ids["old0"], ids["old1"]]), (None, _ids(dock))):
         dock.verdict_filter.setCurrentIndex(dock.verdict_filter.findData(verdict))
         assert _ids(dock) == expected, verdict
+
+
+@pytest.fixture
+def big_history(tmp_path):
+    """250 outputs: more than two pages of the dock."""
+    rng = np.random.default_rng(0)
+    with Project.create(tmp_path / "busy") as project:
+        for i in range(250):
+            project.record_output(request={"i": i}, engine="classic", created=float(i),
+                                  final=rng.integers(0, 255, (12, 12, 3), dtype=np.uint8))
+    project = Project.open(tmp_path / "busy")
+    yield project
+    project.close()
+
+
+def test_history_pages_through_every_output_as_it_scrolls(qtbot, big_history) -> None:
+    from megaportrait_desktop.ui.history_dock import PAGE_SIZE, HistoryDock
+
+    dock = HistoryDock()
+    qtbot.addWidget(dock)
+    dock.show()
+    dock.set_project(big_history)
+    assert dock.list.count() == PAGE_SIZE and dock.count.text() == f"{PAGE_SIZE} of 250"
+    bar = dock.list.verticalScrollBar()
+    while dock.list.count() < 250:
+        before = dock.list.count()
+        qtbot.waitUntil(lambda: bar.maximum() > bar.value())  # the new items are laid out
+        bar.setValue(bar.maximum())
+        assert dock.list.count() > before  # the next page came in
+    ids = _ids(dock)
+    assert len(set(ids)) == 250 and ids == sorted(ids, reverse=True)  # every output once, newest first
+    assert dock.count.text() == "250 of 250"
+
+
+def test_rating_favourite_and_tags_are_edited_in_the_dock(qtbot, project) -> None:
+    from megaportrait_desktop.ui.history_dock import HistoryDock
+
+    project, _ = project
+    dock = HistoryDock()
+    qtbot.addWidget(dock)
+    dock.set_project(project)
+    dock.list.setCurrentRow(0)
+    output_id = dock.current_id()
+    dock.rating.setValue(4)  # shown at once, without a re-sort
+    assert "★★★★" in dock.list.item(0).text() and project.output(output_id).rating == 4
+    dock.favourite.setChecked(True)
+    assert project.output(output_id).favourite and "♥" in dock.list.item(0).text()
+    dock.tags.setText("delivery, retouch later")
+    dock.tags.editingFinished.emit()
+    assert project.output(output_id).tags == ("delivery", "retouch later")
+    assert "#delivery" in dock.list.item(0).text()
+    dock.tags.setText("delivery")
+    dock.tags.editingFinished.emit()
+    assert project.output(output_id).tags == ("delivery",)
+    dock.favourites_only.setChecked(True)
+    assert _ids(dock) == [output_id]
+    dock.favourites_only.setChecked(False)
+    dock.tag_filter.setText("delivery")
+    dock.tag_filter.editingFinished.emit()
+    assert _ids(dock) == [output_id]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import load_file
 
-from megaportrait_desktop.core.diffusion.models import save_settings
+from megaportrait_desktop.core.model_settings import save_settings
 from megaportrait_desktop.project.demo import ensure_demo_project
 from megaportrait_desktop.ui.app import create_window
 

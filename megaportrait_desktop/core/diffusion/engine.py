@@ -7,6 +7,7 @@ makes one per command), and trains identity LoRAs on the same base.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,12 +21,13 @@ from ..errors import FaceError, ModelMissingError
 from ..face import detect_faces
 from ..imaging import from_float, load_image, to_float, to_uint8
 from ..masks import face_mask
+from ..model_settings import ROLE_NAMES, ROLES, ModelSettings, load_settings
 from ..progress import Reporter
 from ..request import RunRequest
 from .control import face_geometry
 from .devices import DeviceChoice, choose_device
 from .harmonize import blend_weight, harmonize
-from .models import ROLE_NAMES, ROLES, ModelSettings, fingerprint, load_settings, resolve_all
+from .models import fingerprint, resolve_all
 from .pair import generate_pair, pair_settings
 from .runtime import LoadedModels, load_models
 from .shading import shade
@@ -65,7 +67,7 @@ class DiffusionEngine:
     def models(self, overrides: dict[str, str | None] | None = None, device: str | None = None,
                roles: tuple[str, ...] = ROLES) -> LoadedModels:
         """Resolve and load ``roles`` (reusing the loaded set when nothing changed)."""
-        if self._fixed:
+        if self._fixed and self._loaded is not None:
             return self._loaded
         resolved = resolve_all(self.settings, overrides, roles)
         choice = self.device(device)
@@ -75,11 +77,12 @@ class DiffusionEngine:
             self._loaded = None  # free the old set before loading the new one
             self._loaded = load_models(resolved, choice)
             self._key = key
+        assert self._loaded is not None
         return self._loaded
 
     # -------------------------------------------------------------------------------------- training
 
-    def train_identity(self, photos: list[str | Path], out_dir: str | Path, params: TrainingParams,
+    def train_identity(self, photos: Sequence[str | Path], out_dir: str | Path, params: TrainingParams,
                        reporter: Reporter | None = None, overrides: dict[str, str | None] | None = None,
                        device: str | None = None) -> TrainingResult:
         """Train an identity LoRA on the faces of ``photos`` (aligned crops at ``params.resolution``).
@@ -110,10 +113,10 @@ class DiffusionEngine:
         request = scene.request
         d = request.diffusion
         reporter("load", 0, 1, "Loading the models")
-        self._models = self.models(d.model_overrides(), d.device)
-        self._models.set_lora(d.lora)
+        models = self._models = self.models(d.model_overrides(), d.device)
+        models.set_lora(d.lora)
         self._used = {role: {"path": str(m.path), "sha256": fingerprint(m.path, self._hashes)}
-                      for role, m in self._models.resolved.items()}
+                      for role, m in models.resolved.items()}
         if d.lora:
             self._used["lora"] = {"path": str(d.lora), "sha256": fingerprint(d.lora, self._hashes)}
         check_pinned(d.model_sha256, self._used)
@@ -129,14 +132,14 @@ class DiffusionEngine:
         reporter("identity", 0, 1, "Reading the face geometry")
         control = face_geometry(d.face_control, to_uint8(scene.crop_rgb), scene.models_dir)
         a_settings, b_settings = pair_settings(request.identity_params, d)
-        a, b = generate_pair(self._models, scene.crop_rgb, control, a_settings, b_settings, d, request.steps,
+        a, b = generate_pair(self._prepared(), scene.crop_rgb, control, a_settings, b_settings, d, request.steps,
                              request.seed, reporter)
         return Pair(a=a, b=b, source_index=classic.choose_source(scene.sources, scene.face))
 
     def shading(self, scene: Scene, pair: Pair, reporter: Reporter) -> Shading:
         request = scene.request
         reporter("shading", 0, 1, "Separating light and detail")
-        return Shading(*shade(self._models, pair.a, pair.b, request.shading, request.diffusion, request.steps,
+        return Shading(*shade(self._prepared(), pair.a, pair.b, request.shading, request.diffusion, request.steps,
                               request.seed, reporter))
 
     def auto_mask(self, scene: Scene, pair: Pair) -> np.ndarray:
@@ -153,7 +156,8 @@ class DiffusionEngine:
         pasted_crop = crop_rgb + np.clip(pasted.mask_crop, 0, 1)[:, :, None] * (pasted.shaded - crop_rgb)
         reporter("harmonize", 0, 1, "Harmonising the seam")
         weight_crop = blend_weight(pasted.mask_crop, request.harmonize, d)
-        harmonized_crop = harmonize(self._models, pasted_crop, weight_crop, d, request.steps, request.seed, reporter)
+        harmonized_crop = harmonize(self._prepared(), pasted_crop, weight_crop, d, request.steps, request.seed,
+                                    reporter)
         roi = pasted.roi
         patch, _ = warp_to_full(harmonized_crop, scene.crop, roi=roi)
         weight, _ = warp_to_full(weight_crop, scene.crop, roi=roi, interpolation=cv2.INTER_LINEAR)
@@ -163,6 +167,11 @@ class DiffusionEngine:
         window = to_float(current)
         blended = window + np.clip(weight, 0, 1)[:, :, None] * (np.clip(patch, 0, 1) - window)
         return Harmonized(window=from_float(blended, current.dtype), region=weight > 0)
+
+    def _prepared(self) -> LoadedModels:
+        if self._models is None:
+            raise RuntimeError("DiffusionEngine.prepare() runs before the stages")
+        return self._models
 
     def models_used(self) -> dict[str, dict[str, str]]:
         return dict(self._used)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..diffusion.models import DEFAULT_CONFIGS, ROLES, ModelSettings, ModelSpec, load_settings, save_settings
 from ..errors import Cancelled, MegaPortraitError, RequestError
+from ..model_settings import DEFAULT_CONFIGS, ROLES, ModelSettings, ModelSpec, load_settings, save_settings
 from ..progress import CancelToken
 from .manager import hf_cache_dir
 

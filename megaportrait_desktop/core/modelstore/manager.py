@@ -11,23 +11,22 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..diffusion.models import (
+from .. import installed
+from ..diffusion.models import UnsafeModelError, fingerprint, resolve
+from ..errors import ModelMissingError, RequestError
+from ..licences import ROLE_LICENCES, Licence, is_accepted, licence_of
+from ..model_settings import (
     DEFAULT_CONFIGS,
     ROLE_NAMES,
     ROLES,
     ModelSettings,
     ModelSpec,
-    UnsafeModelError,
-    fingerprint,
     load_settings,
-    resolve,
     save_settings,
     settings_path,
 )
-from ..errors import ModelMissingError, RequestError
 from ..paths import models_dir as default_models_dir
-from . import installed, safetensors_header
-from .licences import ROLE_LICENCES, Licence, is_accepted, licence_of
+from . import safetensors_header
 
 #: Roles the manager shows: the diffusion roles, the identity scorer installed with the app (dlib), then the
 #: insightface pack and the annotator weights.

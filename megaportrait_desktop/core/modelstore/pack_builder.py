@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..diffusion.models import ModelSettings, load_settings
+from .. import installed
+from ..licences import ROLE_LICENCES, Licence
+from ..model_settings import ModelSettings, load_settings
 from ..paths import models_dir as default_models_dir
 from ..progress import Reporter
-from . import installed
-from .licences import ROLE_LICENCES, Licence
 from .packs import ALLOWED_SUFFIXES, FIXED_PATHS, MANIFEST, PACK_ROLES, Manifest, PackError, PackFile, PackModel, sha256
 
 

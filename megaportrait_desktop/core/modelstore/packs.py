@@ -44,12 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from ..diffusion.models import PICKLE_SUFFIXES, ROLES, ModelSpec, load_settings, save_settings
+from .. import installed
+from ..diffusion.models import PICKLE_SUFFIXES
 from ..errors import MegaPortraitError, os_error_message
+from ..licences import Licence
+from ..model_settings import ROLES, ModelSpec, load_settings, save_settings
 from ..paths import models_dir as default_models_dir
 from ..progress import Reporter
-from . import installed, safetensors_header
-from .licences import Licence
+from . import safetensors_header
 
 FORMAT = "megaportrait-model-pack"
 VERSION = 1

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..diffusion.models import ModelSettings, load_settings, save_settings
-from ..errors import ModelMissingError
 from . import installed
+from .errors import ModelMissingError
+from .model_settings import ModelSettings, load_settings, save_settings
 
 
 class LicenceNotAcceptedError(ModelMissingError):

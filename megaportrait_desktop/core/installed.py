@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic_write import write_bytes_atomically
-from ..paths import models_dir as default_models_dir
+from .atomic_write import write_bytes_atomically
+from .paths import models_dir as default_models_dir
 
 REGISTRY_FILE = "installed.json"
 
