@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.statusBar().addPermanentWidget(self.device_label)
         self._connect()
+        self._update_undo_actions()
         self.project_actions.update_recent_menu()
         self._restore_layout()
 
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         self.stage_view.stage_changed.connect(lambda _: self._update_overlay())
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         self.mask_editor.save_requested.connect(self.save_mask)
+        self.mask_editor.mask_changed.connect(self._update_undo_actions)
         self.mask_editor.paint_toggle.toggled.connect(self._on_mask_paint_toggled)
         # Live preview: what the session's request computes, at most every 40 ms while a slider moves.
         self.session.request_changed.connect(qthrottled(self._on_session_request_changed, timeout=40, leading=True))
@@ -179,6 +181,7 @@ class MainWindow(QMainWindow):
         masks = self.project.masks(reference_id) if self.project and reference_id else []
         if not masks:
             self.mask_editor.clear()
+            self._update_undo_actions()
             return
         current = self.session.mask_path or masks[-1].path
 
@@ -189,6 +192,7 @@ class MainWindow(QMainWindow):
             if self.session.reference_id == reference_id:
                 self.mask_editor.load(pixels[1], pixels[0])
                 self._update_overlay()
+                self._update_undo_actions()
         self.track(run_in_background(read, [masks[0].path, current], on_done=loaded,
                                      on_error=lambda exc: show_error(self, "Mask", str(exc))))
 
@@ -213,6 +217,11 @@ class MainWindow(QMainWindow):
         if on and self.stage_view.current() not in FULL_SIZE:
             self.stage_view.show_stage(REFERENCE_FULL)  # paint where the mask lives: on the full-size image
         self._update_overlay()
+
+    def _update_undo_actions(self) -> None:
+        painter = self.mask_editor.painter
+        self.act_undo.setEnabled(bool(painter and painter.can_undo))
+        self.act_redo.setEnabled(bool(painter and painter.can_redo))
 
     def _update_overlay(self) -> None:
         # The mask is drawn over the reference, where it is edited (and over results while painting).
