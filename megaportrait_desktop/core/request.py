@@ -17,6 +17,10 @@ from .errors import RequestError
 
 ENGINES = ("classic", "diffusion")
 REQUEST_VERSION = 1
+#: The request's fields that are settings rather than inputs: what a batch applies to every pair, and
+#: what the app's session keeps while the selection changes.
+SETTINGS_FIELDS = ("engine", "crop_size", "seed", "steps", "identity_params", "shading", "mask_params", "harmonize",
+                   "diffusion")
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,21 @@ class RunRequest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings (no inputs) as JSON-ready data; :meth:`with_settings` applies them to other inputs."""
+        data = self.to_dict()
+        return {name: data[name] for name in SETTINGS_FIELDS}
+
+    @classmethod
+    def with_settings(cls, settings: dict[str, Any], *, identity: tuple[str, ...] | list[str], reference: str,
+                      face_index: int | None = None, mask: str | None = None) -> RunRequest:
+        """A request for these inputs with ``settings`` (as :meth:`settings` gives them; missing ones default)."""
+        unknown = set(settings) - set(SETTINGS_FIELDS)
+        if unknown:
+            raise RequestError(f"Not run settings: {', '.join(sorted(unknown))}.")
+        return cls.from_dict({**settings, "identity": list(identity), "reference": reference,
+                              "face_index": face_index, "mask": mask})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequest:

@@ -36,6 +36,8 @@ class OutputQuery:
     #: Only outputs with this identity verdict (``"client"``, ``"mix"``, ``"reference"``), or ``"none"``:
     #: outputs without a report (recorded before reports, or with no recogniser).
     verdict: str | None = None
+    #: Only the outputs of this batch.
+    batch_id: int | None = None
     sort: str = "newest"
     page: int = 0
     page_size: int = 100
@@ -88,6 +90,7 @@ def output_by_id(project: Project, output_id: int) -> Output:
 def _where(q: OutputQuery) -> tuple[str, tuple]:
     clauses, params = [], []
     for sql, value in (("o.identity_id = ?", q.identity_id), ("o.reference_id = ?", q.reference_id),
+                       ("o.batch_id = ?", q.batch_id),
                        ("o.identity_score >= ?", q.min_score), ("o.rating >= ?", q.min_rating),
                        ("o.created >= ?", q.since), ("o.created < ?", q.until)):
         if value is not None:
@@ -126,5 +129,6 @@ def _with_details(project: Project, rows: list) -> list[Output]:
                    json.loads(r["request"]), r["engine"], json.loads(r["models"]), r["final_path"], r["thumb_path"],
                    r["identity_score"], json.loads(r["timings"]), r["created"], r["rating"], bool(r["favourite"]),
                    tuple(tags[r["id"]]), stages[r["id"]],
-                   None if r["identity_report"] is None else json.loads(r["identity_report"]), r["verdict"])
+                   None if r["identity_report"] is None else json.loads(r["identity_report"]), r["verdict"],
+                   r["batch_id"])
             for r in rows]

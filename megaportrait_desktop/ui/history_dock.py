@@ -69,6 +69,10 @@ class HistoryDock(QDockWidget):
                            ("Still the reference person", "reference"), ("No identity report", "none")):
             self.verdict_filter.addItem(label, key)
         self.identity_filter = QComboBox()
+        self.batch_filter = QComboBox()
+        self.batch_filter.setObjectName("historyBatch")
+        self.batch_filter.setToolTip("Show one batch's outputs (a shoot run as a batch)")
+        self.batch_filter.addItem("All runs", None)
         self.tag_filter = QLineEdit()
         self.tag_filter.setPlaceholderText("tag")
         self.min_rating = QSpinBox()
@@ -89,7 +93,8 @@ class HistoryDock(QDockWidget):
         self.tags.setToolTip("The selected output's tags (Enter saves them); filter by one with the tag box above")
         self.count = QLabel("")
         filters = QHBoxLayout()
-        for w in (self.sort, self.verdict_filter, self.identity_filter, self.tag_filter, self.min_rating,
+        for w in (self.sort, self.verdict_filter, self.identity_filter, self.batch_filter, self.tag_filter,
+                  self.min_rating,
                   self.favourites_only, self.count):
             filters.addWidget(w)
         actions = QHBoxLayout()
@@ -111,7 +116,8 @@ class HistoryDock(QDockWidget):
         self.setWidget(body)
         for signal in (self.sort.currentIndexChanged, self.verdict_filter.currentIndexChanged,
                        self.identity_filter.currentIndexChanged, self.min_rating.valueChanged,
-                       self.tag_filter.editingFinished, self.favourites_only.toggled):
+                       self.tag_filter.editingFinished, self.favourites_only.toggled,
+                       self.batch_filter.currentIndexChanged):
             signal.connect(self.refresh)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         self.list.verticalScrollBar().valueChanged.connect(self._on_list_scrolled)
@@ -128,13 +134,6 @@ class HistoryDock(QDockWidget):
 
     def set_project(self, project: Project | None) -> None:
         self.project = project
-        self.identity_filter.blockSignals(True)
-        self.identity_filter.clear()
-        self.identity_filter.addItem("All identities", None)
-        if project is not None:
-            for identity in project.identities():
-                self.identity_filter.addItem(identity.name, identity.id)
-        self.identity_filter.blockSignals(False)
         self.refresh()
 
     def current_id(self) -> int:
@@ -142,17 +141,37 @@ class HistoryDock(QDockWidget):
 
     def refresh(self) -> None:
         """The first page of outputs for the current filters (the rest load as the list scrolls)."""
+        self._refresh_filters()
         self.list.blockSignals(True)
         self.list.clear()
         self.list.blockSignals(False)
         self._page, self._total = 0, 0
         self._load_page()
 
+    def _refresh_filters(self) -> None:
+        """Identities and batches made since the project opened appear in the filters (the choice is kept)."""
+        from ..project.batches import batches
+
+        for combo, first, items in (
+                (self.identity_filter, "All identities",
+                 [(i.name, i.id) for i in self.project.identities()] if self.project else []),
+                (self.batch_filter, "All runs",
+                 [(f"Batch #{b.id} {b.name}", b.id) for b in batches(self.project)] if self.project else [])):
+            keep = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(first, None)
+            for text, data in items:
+                combo.addItem(text, data)
+            combo.setCurrentIndex(max(0, combo.findData(keep)))
+            combo.blockSignals(False)
+
     def _query(self, page: int) -> OutputQuery:
         return OutputQuery(sort=self.sort.currentData(), identity_id=self.identity_filter.currentData(),
                            tag=self.tag_filter.text().strip() or None, verdict=self.verdict_filter.currentData(),
                            min_rating=self.min_rating.value() or None,
                            favourite=True if self.favourites_only.isChecked() else None,
+                           batch_id=self.batch_filter.currentData(),
                            page=page, page_size=PAGE_SIZE)
 
     def _load_page(self) -> None:
@@ -245,7 +264,8 @@ def _describe(item: QListWidgetItem, out: Output) -> None:
     stars = "★" * out.rating or "unrated"
     heart = " ♥" if out.favourite else ""
     tags = f" · #{' #'.join(out.tags)}" if out.tags else ""
-    item.setText(f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}\n"
+    batch = f" · batch #{out.batch_id}" if out.batch_id else ""
+    item.setText(f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}{batch}\n"
                  f"{verdict} · {score} · {stars} · {out.engine} · {when}{tags}")
     item.setData(VERDICT_ROLE, out.verdict)
     if out.verdict in VERDICT_COLOURS:

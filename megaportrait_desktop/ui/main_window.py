@@ -20,6 +20,7 @@ from ..core.errors import ErrorKind
 from ..core.imaging import load_image
 from ..core.stages import Stage
 from ..project import Project, ProjectError
+from .batch_actions import BatchActions
 from .errors import show_error
 from .history_actions import HistoryActions
 from .history_dock import HistoryDock
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.pipeline_dock], [330], Qt.Orientation.Horizontal)
         self.history_actions = HistoryActions(self)
         self.project_actions = ProjectActions(self)
+        self.batch_actions = BatchActions(self)
 
         build_actions(self)
         self.job_label = QLabel("Idle")
@@ -146,7 +148,7 @@ class MainWindow(QMainWindow):
         self.project_actions.update_recent_menu()
         self.show_reference_only(None)  # nothing of the previous project stays on screen
         self.session.set_project(project)
-        for dock in (self.identities, self.references, self.history):
+        for dock in (self.identities, self.references, self.history, self.batch_actions):
             dock.set_project(project)
         if project.interrupted_jobs():
             self.project_actions.show_interrupted_jobs()
@@ -386,10 +388,13 @@ class MainWindow(QMainWindow):
         self.save_layout()
         self.worker.shutdown()
         self.preview.shutdown()
+        self.batch_actions.shutdown()
         self.jobs.drop_queued()
         # Imports, thumbnails and previews still running report to this window: let them finish first.
         QThreadPool.globalInstance().waitForDone(10_000)
         if self.project is not None:
             self.session.set_project(None)
+            for dock in (self.identities, self.references, self.history, self.batch_actions):
+                dock.set_project(None)
             self.project.close()
             self.project = self.jobs.project = None
