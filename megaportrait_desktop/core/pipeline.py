@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 
 from . import classic
-from .align import FaceCrop, crop_face
+from .align import FaceCrop
 from .classic_engine import ClassicEngine
 from .engine import Engine, Pasted, Scene
 from .errors import FaceError, RequestError
 from .face import Face
 from .identity_report import IdentityReport, assess_run
 from .imaging import Picture, from_float, save_image, to_float, to_uint8
-from .inputs import load_reference, load_sources, load_user_mask
+from .inputs import load_reference, load_scene, load_sources, load_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
 from .stages import STAGES, Stage, Stop
@@ -171,15 +171,6 @@ def diffusion_engine() -> DiffusionEngine:
         raise RequestError(f"This installation has no diffusion engine ({exc.name or 'PyTorch'} is not included); "
                            "use the classic engine, or install the full MegaPortrait package.") from None
     return DiffusionEngine()
-
-
-def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
-    """Read the reference and the identity photos and crop the reference face at the working size."""
-    reporter("load", 0, len(request.identity) + 1, "Reading the reference")
-    picture, _, face = load_reference(request.reference, request.face_index)
-    sources, warnings = load_sources(request.identity, reporter)
-    crop = crop_face(to_float(picture.pixels), face.landmarks, request.crop_size)
-    return Scene(request, picture, face, crop, sources, models_dir), warnings
 
 
 def paste(scene: Scene, shaded: np.ndarray, mask: np.ndarray, mask_crop: np.ndarray,

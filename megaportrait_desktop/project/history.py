@@ -38,6 +38,8 @@ class OutputQuery:
     verdict: str | None = None
     #: Only the outputs of this batch.
     batch_id: int | None = None
+    #: Only drafts (``"draft"``) or only final renders (``"final"``).
+    quality: str | None = None
     sort: str = "newest"
     page: int = 0
     page_size: int = 100
@@ -101,6 +103,9 @@ def _where(q: OutputQuery) -> tuple[str, tuple]:
     elif q.verdict is not None:
         clauses.append("o.verdict = ?")
         params.append(q.verdict)
+    if q.quality is not None:
+        clauses.append("COALESCE(json_extract(o.request, '$.diffusion.quality'), 'final') = ?")
+        params.append(q.quality)
     if q.favourite is not None:
         clauses.append("o.favourite = ?")
         params.append(int(q.favourite))

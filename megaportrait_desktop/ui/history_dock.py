@@ -49,6 +49,7 @@ class HistoryDock(QDockWidget):
     compare_requested = Signal(int)
     export_requested = Signal(int)
     delete_requested = Signal(int)
+    rerun_final_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("History", parent)
@@ -73,6 +74,10 @@ class HistoryDock(QDockWidget):
         self.batch_filter.setObjectName("historyBatch")
         self.batch_filter.setToolTip("Show one batch's outputs (a shoot run as a batch)")
         self.batch_filter.addItem("All runs", None)
+        self.quality_filter = QComboBox()
+        self.quality_filter.setObjectName("historyQuality")
+        for label, key in (("Drafts and finals", None), ("Finals", "final"), ("Drafts", "draft")):
+            self.quality_filter.addItem(label, key)
         self.tag_filter = QLineEdit()
         self.tag_filter.setPlaceholderText("tag")
         self.min_rating = QSpinBox()
@@ -93,14 +98,16 @@ class HistoryDock(QDockWidget):
         self.tags.setToolTip("The selected output's tags (Enter saves them); filter by one with the tag box above")
         self.count = QLabel("")
         filters = QHBoxLayout()
-        for w in (self.sort, self.verdict_filter, self.identity_filter, self.batch_filter, self.tag_filter,
+        for w in (self.sort, self.verdict_filter, self.identity_filter, self.batch_filter, self.quality_filter,
+                  self.tag_filter,
                   self.min_rating,
                   self.favourites_only, self.count):
             filters.addWidget(w)
         actions = QHBoxLayout()
         self.buttons = {}
         for key, icon, text in (("recall", "mdi6.history", "Recall settings"), ("compare", "mdi6.compare", "Compare"),
-                                ("export", "mdi6.export", "Export…"), ("delete", "mdi6.delete", "Delete")):
+                                ("export", "mdi6.export", "Export…"), ("delete", "mdi6.delete", "Delete"),
+                                ("final", "mdi6.image-filter-hdr", "Run as Final")):
             button = QPushButton(qta.icon(icon), text)
             self.buttons[key] = button
             actions.addWidget(button)
@@ -117,7 +124,7 @@ class HistoryDock(QDockWidget):
         for signal in (self.sort.currentIndexChanged, self.verdict_filter.currentIndexChanged,
                        self.identity_filter.currentIndexChanged, self.min_rating.valueChanged,
                        self.tag_filter.editingFinished, self.favourites_only.toggled,
-                       self.batch_filter.currentIndexChanged):
+                       self.batch_filter.currentIndexChanged, self.quality_filter.currentIndexChanged):
             signal.connect(self.refresh)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         self.list.verticalScrollBar().valueChanged.connect(self._on_list_scrolled)
@@ -130,6 +137,8 @@ class HistoryDock(QDockWidget):
         self.buttons["compare"].clicked.connect(lambda: self._emit(self.compare_requested))
         self.buttons["export"].clicked.connect(lambda: self._emit(self.export_requested))
         self.buttons["delete"].clicked.connect(lambda: self._emit(self.delete_requested))
+        self.buttons["final"].clicked.connect(lambda: self._emit(self.rerun_final_requested))
+        self.buttons["final"].setToolTip("Run the selected draft again at Final quality, with the same settings")
         self._thumb_worker = None
 
     def set_project(self, project: Project | None) -> None:
@@ -171,7 +180,7 @@ class HistoryDock(QDockWidget):
                            tag=self.tag_filter.text().strip() or None, verdict=self.verdict_filter.currentData(),
                            min_rating=self.min_rating.value() or None,
                            favourite=True if self.favourites_only.isChecked() else None,
-                           batch_id=self.batch_filter.currentData(),
+                           batch_id=self.batch_filter.currentData(), quality=self.quality_filter.currentData(),
                            page=page, page_size=PAGE_SIZE)
 
     def _load_page(self) -> None:
@@ -265,7 +274,8 @@ def _describe(item: QListWidgetItem, out: Output) -> None:
     heart = " ♥" if out.favourite else ""
     tags = f" · #{' #'.join(out.tags)}" if out.tags else ""
     batch = f" · batch #{out.batch_id}" if out.batch_id else ""
-    item.setText(f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}{batch}\n"
+    draft = " · DRAFT" if out.request.get("diffusion", {}).get("quality") == "draft" else ""
+    item.setText(f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}{batch}{draft}\n"
                  f"{verdict} · {score} · {stars} · {out.engine} · {when}{tags}")
     item.setData(VERDICT_ROLE, out.verdict)
     if out.verdict in VERDICT_COLOURS:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..request import DiffusionParams
-from .runtime import steps_for
 
 #: The samplers a stage can run, by name (diffusers' scheduler classes).
 SCHEDULERS = {"unipc": "UniPCMultistepScheduler", "lcm": "LCMScheduler", "tcd": "TCDScheduler"}
@@ -40,3 +41,11 @@ def stage_plan(params: DiffusionParams, steps: int, denoise: float) -> StagePlan
     while int(scheduled * denoise) < wanted:  # diffusers runs int(scheduled × denoise) of them
         scheduled += 1
     return StagePlan(min(scheduled, DISTILLED_STEPS), params.draft_guidance, params.draft_scheduler, True)
+
+
+def steps_for(steps: int, denoise: float) -> int:
+    """Scheduler steps so an img2img pass of ``denoise`` runs at least one step.
+
+    diffusers runs ``int(steps · denoise)`` steps; a low denoise with few steps would run none.
+    """
+    return max(int(steps), int(np.ceil(1.0 / max(denoise, 1e-3))))

@@ -20,6 +20,7 @@ from ..progress import Reporter
 from .devices import DeviceChoice
 from .fast import FastRuntime
 from .models import ResolvedModel, UnsafeModelError, load_base, load_controlnet
+from .quality import SCHEDULERS
 
 LORA_ADAPTER = "identity"
 #: The speed LoRA's adapter (draft quality), folded or run next to the identity LoRA.
@@ -169,8 +170,6 @@ class LoadedModels:
         from diffusers import StableDiffusionControlNetImg2ImgPipeline, StableDiffusionControlNetInpaintPipeline
         from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-        from .quality import SCHEDULERS
-
         key = f"{kind}:{'+'.join(roles)}:{scheduler}"
         if key in self._pipes:
             return self._pipes[key]
@@ -264,11 +263,3 @@ def to_pil(image: np.ndarray):
 def output_to_float(images: np.ndarray) -> list[np.ndarray]:
     """Pipeline ``output_type="np"`` batch → list of float32 ``[0, 1]`` images."""
     return [np.clip(np.asarray(img, np.float32), 0.0, 1.0) for img in images]
-
-
-def steps_for(steps: int, denoise: float) -> int:
-    """Scheduler steps so an img2img pass of ``denoise`` runs at least one step.
-
-    diffusers runs ``int(steps · denoise)`` steps; a low denoise with few steps would run none.
-    """
-    return max(int(steps), int(np.ceil(1.0 / max(denoise, 1e-3))))
