@@ -71,6 +71,7 @@ def test_the_speed_lora_and_the_identity_lora_stack(engine, photo_files, speed_l
 def test_draft_fast_loop_matches_the_stock_draft_call(engine, reference_crop, speed_lora, trained_lora) -> None:
     """The draft samplers on the fast loop: without LoRAs bit for bit (same CPU kernels, same random draws
     between LCM steps); with the speed and identity LoRAs folded, within float32 rounding."""
+    from megaportrait_desktop.core.diffusion.harmonize import harmonize
     from megaportrait_desktop.core.diffusion.pair import ImageSettings, generate_pair
     from megaportrait_desktop.core.diffusion.shading import shade
     from megaportrait_desktop.core.request import ShadingParams
@@ -79,10 +80,14 @@ def test_draft_fast_loop_matches_the_stock_draft_call(engine, reference_crop, sp
     control = (reference_crop * 255).astype(np.uint8)
     a, b = ImageSettings(0.3, 0.5, 1.0), ImageSettings(1.0, 0.75, 0.8)
 
+    weight = np.zeros((CROP, CROP), np.float32)
+    weight[16:48, 16:48] = 0.7
+
     def stages(params):
         x, y = generate_pair(models, reference_crop, control, a, b, params, 8, 3, Reporter())
         _, _, shaded = shade(models, x, y, ShadingParams(), params, 8, 3, Reporter())
-        return {"A": x, "B": y, "shaded": shaded}
+        return {"A": x, "B": y, "shaded": shaded,
+                "harmonized": harmonize(models, shaded, weight, params, 8, 3, Reporter())}
 
     try:
         for scheduler, guidance in (("lcm", 1.0), ("tcd", 2.0)):

@@ -132,7 +132,12 @@ class Sampler:
                 batch, pipe.vae.config.latent_channels, height, width, dtype, device, generator, None, image=init,
                 timestep=latent_timestep, is_strength_max=strength == 1.0, return_noise=True,
                 return_image_latents=True)
-            # The stock call also encodes the masked image, which a 4-channel UNet never reads.
+            # The stock call also encodes the masked image, which a 4-channel UNet never reads. Skipping it changes
+            # nothing with UniPC; the draft samplers draw noise at every step from the same generators, so for
+            # them the encode runs, for its random draw.
+            if not unipc:
+                pipe.prepare_mask_latents(mask, init * (mask < 0.5), batch, height, width, dtype, device, generator,
+                                          cfg)
             factor = pipe.vae_scale_factor
             init_mask = torch.nn.functional.interpolate(mask, size=(height // factor, width // factor))
             init_mask = init_mask.to(device=device, dtype=dtype)
