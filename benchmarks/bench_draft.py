@@ -112,12 +112,12 @@ def section_live(models, device, work: Path, lora: Path, speed: Path, crop: int,
         with Clock(device) as c:
             preview(request.replace(shading=replace(request.shading, light_cutoff=float(value))))
         renders.append(c.seconds)
-    shown: list[float] = []
+    shown: list[tuple[float, float]] = []  # (when it was shown, its request → image seconds)
     done = threading.Event()
     last = {"generation": 0, "at": 0.0}
 
     def on_ready(generation: int, images: dict, waited: float) -> None:
-        shown.append(waited)
+        shown.append((time.perf_counter(), waited))
         if generation == last["generation"]:
             last["at"] = time.perf_counter()
             done.set()
@@ -133,15 +133,20 @@ def section_live(models, device, work: Path, lora: Path, speed: Path, crop: int,
     done.wait(30)
     worker.shutdown()
     settle = last["at"] - released
-    p50, p95 = float(np.percentile(shown, 50)), float(np.percentile(shown, 95))
+    during = [waited for at, waited in shown if at <= released]
+    gaps = np.diff([start] + [at for at, _ in shown if at <= released])
+    p50, p95 = float(np.percentile(during, 50)), float(np.percentile(during, 95))
     print(f"live preview, Shading slider: first render (pair + shading) {first.seconds:.2f} s; a Shading render "
           f"{statistics.median(renders) * 1000:.0f} ms (median of {len(renders)}); during a {seconds:.0f} s drag at "
-          f"60 moves/s: {len(shown)} images for {moves} moves ({worker.dropped} moves overtaken), move → image "
-          f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {max(shown) * 1000:.0f} ms; last move → its "
-          f"image {settle * 1000:.0f} ms; only the shading re-rendered: {preview.rendered == 'shading'}", flush=True)
+          f"60 moves/s: {len(during)} images shown ({len(during) / seconds:.1f} a second; longest wait between two "
+          f"{gaps.max() * 1000:.0f} ms) for {moves} moves ({worker.dropped} moves overtaken); each image's settings "
+          f"were asked for p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms before it was shown; after the release "
+          f"the last value's image {settle * 1000:.0f} ms; only the shading re-rendered: "
+          f"{preview.rendered == 'shading'}", flush=True)
     return {"first_seconds": first.seconds, "shading_render_ms": statistics.median(renders) * 1000,
-            "moves": moves, "images": len(shown), "dropped": worker.dropped, "p50_ms": p50 * 1000,
-            "p95_ms": p95 * 1000, "max_ms": max(shown) * 1000, "settle_ms": settle * 1000}
+            "moves": moves, "images_during_drag": len(during), "images_per_second": len(during) / seconds,
+            "longest_gap_ms": float(gaps.max()) * 1000, "dropped": worker.dropped, "p50_ms": p50 * 1000,
+            "p95_ms": p95 * 1000, "settle_ms": settle * 1000}
 
 
 def main(argv: list[str] | None = None) -> int:

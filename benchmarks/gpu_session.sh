@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${2:?an output folder}"
 mkdir -p /tmp/site "$out"
-[ -d /tmp/site/diffusers ] || python -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1]).extractall('/tmp/site')" \
+python -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1]).extractall('/tmp/site')" \
     "$root/.gl/site.zip"
 export PYTHONPATH="/tmp/site:$root" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 cd "$root"
