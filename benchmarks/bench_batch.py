@@ -138,7 +138,7 @@ def run_batch(root: Path, sets, refs, settings: dict, workers: int, classic: boo
             identity_ids.append(identity)
         reference_ids = [r.item_id for r in import_references(project, refs)]
         new = create_batch(project, identity_ids, reference_ids, settings)
-        gpus = shape == "sd15"
+        gpus = shape == "sd15" and not classic
         runner = LocalRunner(devices=[str(i) for i in range(workers)]) if gpus else LocalRunner(processes=workers)
         done_at: list[float] = []
         by_worker: dict[str, int] = {}
