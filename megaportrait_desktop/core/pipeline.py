@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,8 +73,17 @@ class RunResult:
     models: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
     identity_report: IdentityReport | None = None
-    #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
-    identity_report: IdentityReport | None = None
+    #: The stages other than the final as PNG files, when the worker that ran it encoded them
+    #: (:func:`with_stage_files`), so the one process that writes the project does not have to.
+    stage_files: dict[str, bytes] = field(default_factory=dict)
+
+
+def with_stage_files(result: RunResult) -> RunResult:
+    """``result`` with its stages (all but the final) encoded as the project stores them."""
+    from .imaging import png_bytes
+
+    return replace(result, stage_files={name: png_bytes(image) for name, image in result.stages.items()
+                                        if name != "final"})
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
