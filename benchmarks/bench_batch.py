@@ -118,6 +118,13 @@ class GpuSampler:
         return [float(np.mean([s[i] for s in kept])) if kept else float("nan") for i in range(gpus)]
 
 
+def stage_medians(project, batch_id: int) -> dict[str, float]:
+    """The median seconds of each stage over the batch's outputs (their recorded timings)."""
+    rows = project.db.query("SELECT timings FROM outputs WHERE batch_id = ?", (batch_id,))
+    timings = [json.loads(r["timings"]) for r in rows]
+    return {k: round(float(np.median([t[k] for t in timings if k in t])), 3) for k in (timings[0] if timings else {})}
+
+
 def run_batch(root: Path, sets, refs, settings: dict, workers: int, classic: bool, shape: str) -> dict:
     from megaportrait_desktop.core.runner import LocalRunner
     from megaportrait_desktop.project import Project, import_identity_photos, import_references, queue
@@ -162,13 +169,15 @@ def run_batch(root: Path, sets, refs, settings: dict, workers: int, classic: boo
                   "portraits_per_hour_wall": summary.done / wall * 3600, "portraits_per_hour_steady": steady,
                   "per_worker": by_worker, "gpu_utilisation": gpu.mean(workers, skip=0.3) if gpu.samples else None,
                   "outputs": queue.summary(project, new.batch_id).done,
+                  "stage_seconds_median": stage_medians(project, new.batch_id),
                   "record_seconds_median": float(np.median(driver.record_seconds)) if driver.record_seconds else None,
                   "job_seconds_median": float(np.median(driver.durations)) if driver.durations else None}
     print(f"{workers} {'worker' if classic else 'GPU'}(s): {summary.done}/{new.jobs} portraits in {wall:.1f} s "
           f"(first after {result['first_output_seconds']:.1f} s); steady {steady:.0f} portraits/hour, "
           f"{result['portraits_per_hour_wall']:.0f}/hour over the whole wall time; per worker {by_worker}; "
           f"GPU utilisation {result['gpu_utilisation']}; a job {result['job_seconds_median']:.2f} s from start to "
-          f"result (median), recording a result {result['record_seconds_median']:.2f} s", flush=True)
+          f"result (median), recording a result {result['record_seconds_median']:.2f} s; stages (median s) "
+          f"{result['stage_seconds_median']}", flush=True)
     return result
 
 

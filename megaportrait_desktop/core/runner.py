@@ -149,10 +149,15 @@ def _diffusion(cache: dict):
     return cache["diffusion"]
 
 
-def _serve(name: str, device: str | None, tasks, events, cancel_event) -> None:
-    """A worker's loop (in its own process, or on a thread): take items until ``None``."""
+def _serve(name: str, device: str | None, tasks, events, cancel_event, threads: int = 0) -> None:
+    """A worker's loop (in its own process, or on a thread): take items until ``None``.
+
+    ``threads``: the CPU threads this worker process may use (its share of the cores), else all.
+    """
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before anything imports torch in this process
+    if threads:
+        _share_the_cores(threads)
     cache: dict = {}
     while True:
         item = tasks.get()
@@ -163,6 +168,18 @@ def _serve(name: str, device: str | None, tasks, events, cancel_event) -> None:
         ended = execute(item, name, lambda f, m, i=item: events.put(WorkEvent(i.job_id, "progress", name, f, m)),
                         cancel_event, cache)
         events.put(ended)
+
+
+def _share_the_cores(threads: int) -> None:
+    """Keep a worker process to its share of the CPU: each library otherwise starts a thread per core in
+    every worker, and the workers' face finding, scoring and image work slow each other down."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
 
 
 @dataclass
@@ -203,6 +220,7 @@ class LocalRunner:
         self._lock = threading.Lock()
         self._names = itertools.count(1)
         slots = list(devices) if devices else [None] * max(1, processes)
+        self._threads = 0 if self._in_process else max(1, (os.cpu_count() or 1) // len(slots))
         self._workers = [self._start(device) for device in slots]
         # The workers' events are read here, not by the caller: a worker that finishes gets its next job at
         # once, while the caller may still be recording the last result.
@@ -283,7 +301,8 @@ class LocalRunner:
             return worker
         worker = _Worker(name, device, self._context.Queue(), self._context.Event())
         worker.process = self._context.Process(target=_serve, args=(name, device, worker.tasks, self._events,
-                                                                    worker.cancel), name=name, daemon=True)
+                                                                    worker.cancel, self._threads),
+                                               name=name, daemon=True)
         worker.process.start()
         return worker
 
@@ -327,17 +346,25 @@ class LocalRunner:
 
     def _dispatch(self) -> None:
         with self._lock:
-            for worker in [w for w in self._workers if w.item is None and w.alive]:
+            idle = [w for w in self._workers if w.item is None and w.alive]
+            # First each idle worker takes the next job of the identity it holds (its LoRA still loaded) ...
+            for worker in list(idle):
+                item = next((p for p in self._pending if p.affinity and p.affinity == worker.affinity), None)
+                if item is not None:
+                    self._assign(worker, item)
+                    idle.remove(worker)
+            # ... then the others take a job no other worker holds, else the first rather than stand idle.
+            for worker in idle:
                 if not self._pending:
                     return
-                # A job for the identity this worker holds; else one no busy worker holds; else the first.
-                item = next((p for p in self._pending if p.affinity == worker.affinity), None)
-                if item is None:
-                    held = {w.affinity for w in self._workers if w is not worker and w.affinity}
-                    item = next((p for p in self._pending if p.affinity not in held), self._pending[0])
-                self._pending.remove(item)
-                worker.item = item
-                worker.tasks.put(item)
+                held = {w.affinity for w in self._workers if w is not worker and w.affinity}
+                self._assign(worker, next((p for p in self._pending if p.affinity not in held), self._pending[0]))
+
+    def _assign(self, worker: _Worker, item: WorkItem) -> None:
+        self._pending.remove(item)
+        worker.item = item
+        worker.affinity = item.affinity  # what it will hold once it has run it
+        worker.tasks.put(item)
 
 
 def cuda_devices() -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from megaportrait_desktop.core.request import RunRequest
-from megaportrait_desktop.core.runner import LocalRunner
+from megaportrait_desktop.core.runner import LocalRunner, WorkItem
 from megaportrait_desktop.project import Project, import_identity_photos, import_references, list_outputs, queue, verify
 from megaportrait_desktop.project.batch_run import BatchRun
 from megaportrait_desktop.project.batches import create_batch
@@ -193,21 +193,30 @@ def test_pause_cancel_retry_and_reorder_the_queue(project_dir) -> None:
 
 def test_jobs_for_an_identity_go_to_the_worker_that_holds_it(project_dir) -> None:
     with Project.open(project_dir) as project:
-        identities = project.identities()[:2]
-        new = create_batch(project, [i.id for i in identities], [r.id for r in project.references()], SETTINGS)
-        jobs = queue.queue_jobs(project, new.batch_id)
-        # Interleave the two clients in the queue: A, B, A, B, ...
-        order = sorted(jobs, key=lambda j: ([r.id for r in project.references()].index(j.reference_id),
-                                            j.identity_id))
-        for job in order:
-            queue.move(project, job.id, len(jobs))
+        def item(job_id: int, identity, reference) -> WorkItem:
+            photos = tuple(str(project.path_of(p.path)) for p in project.identity_photos(identity.id))
+            request = RunRequest(identity=photos, reference=str(project.path_of(reference.path)), crop_size=256)
+            return WorkItem(job_id, "generate", affinity=f"identity-{identity.id}", request=request.to_dict())
+
+        grace, eileen = project.identities()[:2]
+        refs = project.references()
         runner = LocalRunner(processes=2)
         try:
-            BatchRun(project, runner).run()
+            def run_all(items: list[WorkItem]) -> dict[int, str]:
+                for one in items:
+                    runner.submit(one)
+                ran: dict[int, str] = {}
+                while len(ran) < len(items):
+                    for event in runner.events(1.0):
+                        assert event.event not in ("failed", "cancelled"), event.error
+                        if event.event == "done":
+                            ran[event.job_id] = event.worker
+                return ran
+
+            first = run_all([item(1, grace, refs[0]), item(2, eileen, refs[0])])
+            assert first[1] != first[2]  # one client each
+            # Both workers free again; the next jobs come in the other order: each still goes to its client's worker.
+            second = run_all([item(3, eileen, refs[1]), item(4, grace, refs[1])])
         finally:
             runner.close()
-        by_identity: dict[int, set] = {}
-        for job in queue.queue_jobs(project, new.batch_id):
-            by_identity.setdefault(job.identity_id, set()).add(job.worker)
-        assert all(len(workers) == 1 for workers in by_identity.values()), by_identity
-        assert len(set().union(*by_identity.values())) == 2  # both workers busy, one client each
+        assert second[3] == first[2] and second[4] == first[1]
