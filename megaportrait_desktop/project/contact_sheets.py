@@ -29,8 +29,9 @@ def output_tiles(project: Project, outputs: Sequence[Output]) -> list[Tile]:
                             else f" · ref {report['reference_distance']:.2f}"))
         elif out.identity_score is not None:
             lines.append(f"score {out.identity_score:.3f}")
-        lines.append(f"{out.engine} · {'★' * out.rating or 'unrated'}")
-        tiles.append(Tile(image, f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}",
+        # Plain words: the sheet's built-in font has no arrow, dash or star glyphs (they drew as boxes).
+        lines.append(f"{out.engine} · {f'{out.rating}/5' if out.rating else 'unrated'}")
+        tiles.append(Tile(image, f"#{out.id} {out.identity_name or '?'} on {out.reference_name or '?'}",
                           tuple(lines), out.verdict))
     return tiles
 

@@ -181,7 +181,8 @@ class QueueDock(QDockWidget):
             return
         self.overall.setRange(0, s.total)
         self.overall.setValue(s.done + s.failed + s.cancelled)
-        eta = f" · about {_duration(self._eta)} left" if self._eta >= 0 and s.left else ""
+        # No time left while nothing runs (paused, or stopped): it would not be counting down.
+        eta = f" · about {_duration(self._eta)} left" if self._eta >= 0 and s.left and s.running else ""
         extra = "".join(f" · {n} {what}" for n, what in ((s.failed, "failed"), (s.cancelled, "cancelled")) if n)
         self.status.setText(f"{s.done} of {s.total} done · {s.running} running · {s.queued} waiting{extra}{eta}")
 

@@ -7,7 +7,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFont
 
 from megaportrait_desktop.cli import main
 from megaportrait_desktop.core.contact_sheet import VERDICT_COLOURS
@@ -15,6 +15,7 @@ from megaportrait_desktop.core.identity_report import IdentityReport
 from megaportrait_desktop.core.pipeline import run
 from megaportrait_desktop.core.request import RunRequest
 from megaportrait_desktop.project import OutputQuery, Project, ProjectError, list_outputs, verify
+from megaportrait_desktop.project.contact_sheets import output_tiles
 from megaportrait_desktop.project.database import MIGRATIONS, SCHEMA_VERSION, _statements
 
 
@@ -97,6 +98,17 @@ def test_a_run_records_its_report_and_the_list_shows_the_verdict(tmp_path, photo
     assert VERDICT_COLOURS[report.verdict] in colours and VERDICT_COLOURS[None] in colours
     assert sheet.shape[1] > 3 * 192 and sheet.shape[0] > 192
     assert main(["project", "contact-sheet", str(root), str(tmp_path / "none.png"), "--verdict", "reference"]) == 2
+
+    # Every character of every caption has a glyph in the sheet's font (an arrow and a star drew as boxes).
+    font = ImageFont.load_default(size=12)
+    missing = np.asarray(font.getmask("\uffff"))
+    with Project.open(root) as project:
+        with project.db.write() as tx:
+            tx.execute("UPDATE outputs SET rating = 4 WHERE id = ?", (output_id,))
+        tiles = output_tiles(project, list_outputs(project, OutputQuery()).items)
+    text = "".join(t.title + "".join(t.lines) for t in tiles)
+    boxes = {ch for ch in set(text) if ch != " " and np.array_equal(np.asarray(font.getmask(ch)), missing)}
+    assert not boxes, f"drawn as boxes: {boxes}"
 
 
 def test_importing_a_near_duplicate_warns_and_project_info_shows_the_sets_warnings(tmp_path, photo_files,
