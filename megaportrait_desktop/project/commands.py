@@ -20,7 +20,7 @@ from .project import Project
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
 #: Commands that only read the project.
-READING = {"info", "list", "export"}
+READING = {"info", "list", "export", "contact-sheet"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

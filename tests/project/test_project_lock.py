@@ -143,6 +143,8 @@ def test_reading_commands_work_while_the_project_is_open_for_writing(tmp_path) -
         assert zipped.returncode == 0, zipped.stderr
         checked = _cli("project", "verify", str(root), "--deep")
         assert checked.returncode == 0 and "Project OK" in checked.stdout, checked.stderr
+        sheet = _cli("project", "contact-sheet", str(root), str(tmp_path / "sheet.png"))
+        assert sheet.returncode == 0 and (tmp_path / "sheet.png").is_file(), sheet.stderr
         repair = _cli("project", "verify", str(root), "--repair")  # a repair writes: refused, says why
         assert repair.returncode == 2 and "process" in repair.stderr
         # The writer carries on after all of them.
