@@ -73,8 +73,9 @@ class RunResult:
     models: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
     identity_report: IdentityReport | None = None
-    #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
-    identity_report: IdentityReport | None = None
+    #: ``(x0, y0, x1, y1)``: the full-resolution stages (``pasted``, ``final``) differ from the reference only
+    #: inside this box (the paste region with its seam band), so a project stores ``pasted`` as this crop.
+    roi: tuple[int, int, int, int] | None = None
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
@@ -127,7 +128,7 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
                    Stage.SHADED: to_uint8(shading.shaded), Stage.MASK: to_uint8(np.clip(mask_crop, 0, 1)),
                    Stage.PASTED: to_uint8(pasted.pixels)})
     if stop is Stop.SHADING:
-        return _partial(request, stages, pair.source_index, scene.face, timings, warnings, engine)
+        return _partial(request, stages, pair.source_index, scene.face, timings, warnings, engine, roi)
 
     harmonized = engine.harmonize(scene, pasted, seam_px, reporter)
     x0, y0, x1, y1 = roi
@@ -137,7 +138,7 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
     region = np.zeros(final_pixels.shape[:2], bool)
     region[y0:y1, x0:x1] = harmonized.region | (mask > 0)
     lap("harmonize")
-    reporter("harmonize", 1, 1, "Done")
+    reporter("score", 0, 1, "Measuring whose face it is")
 
     final = scene.picture.with_pixels(final_pixels)
     stages[Stage.FINAL] = to_uint8(final_pixels)
@@ -145,7 +146,7 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
                         models_dir)
     lap("score")
     return RunResult(request=request, final=final, stages=stages, region=region, source_index=pair.source_index,
-                     face_box=scene.face.box, timings=timings,
+                     face_box=scene.face.box, timings=timings, roi=roi,
                      identity_score=None if report is None else report.score,
                      score_backend=None if report is None else report.backend,
                      warnings=tuple(warnings) + (report.warnings if report else ()), models=engine.models_used(),
@@ -178,7 +179,7 @@ def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None 
     reporter("load", 0, len(request.identity) + 1, "Reading the reference")
     picture, _, face = load_reference(request.reference, request.face_index)
     sources, warnings = load_sources(request.identity, reporter)
-    crop = crop_face(to_float(picture.pixels), face.landmarks, request.crop_size)
+    crop = crop_face(picture.pixels, face.landmarks, request.crop_size, convert=to_float)  # float: the face only
     return Scene(request, picture, face, crop, sources, models_dir), warnings
 
 
@@ -205,9 +206,10 @@ def _stop(until: str | None) -> Stop | None:
 
 
 def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: int, face: Face,
-             timings: dict[str, float], warnings: list[str], engine: Engine) -> RunResult:
+             timings: dict[str, float], warnings: list[str], engine: Engine,
+             roi: tuple[int, int, int, int] | None = None) -> RunResult:
     return RunResult(request=request, final=None, stages=stages, region=None, source_index=source_index,
-                     face_box=face.box, timings=timings, warnings=tuple(warnings), models=engine.models_used())
+                     face_box=face.box, timings=timings, warnings=tuple(warnings), models=engine.models_used(), roi=roi)
 
 
 def paste_mask(request: RunRequest, shape: tuple[int, int], crop: FaceCrop, seam_px: float,

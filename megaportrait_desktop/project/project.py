@@ -17,14 +17,17 @@ import sqlite3
 import string
 import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from ..core.errors import os_error_message
 from ..core.imaging import to_uint8
+from ..core.png_writer import encode_png
 from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, read_schema_version, use_rollback_journal
 from .errors import ProjectError, UnsafePathError, disk_problem, sqlite_error, storage_error
 from .files import FileStore, StoredFile
@@ -116,6 +119,9 @@ class Output:
     #: The identity report (``core.identity_report.IdentityReport.to_json``) and its verdict code.
     identity_report: dict | None = None
     verdict: str | None = None
+    #: Where each stored stage image's top-left pixel lies in the output: (0, 0) but for full-resolution stages
+    #: stored as crops (see :func:`.history.stage_pixels`).
+    stage_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -500,7 +506,8 @@ class Project:
                       reference_id: int | None = None, models: dict | None = None,
                       identity_score: float | None = None, timings: dict | None = None,
                       tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None,
-                      identity_report: dict | None = None) -> int:
+                      identity_report: dict | None = None,
+                      stage_offsets: dict[str, tuple[int, int]] | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
 
         ``job_id``: the job that made it is marked done in the same transaction, so a job is never
@@ -509,10 +516,13 @@ class Project:
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
         ``identity_report`` is an ``IdentityReport.to_json()``; its verdict is kept in its own column.
+        ``stage_offsets``: stages given as crops of the output, by where their top-left pixel lies in it
+        (see :func:`.history.stage_pixels`).
         """
         final_data = final_file if final_file is not None else _png_bytes(final)
         thumb_data = _thumbnail_bytes(final)
         stage_data = {name: _png_bytes(image) for name, image in (stages or {}).items()}
+        offsets = {name: (int(x), int(y)) for name, (x, y) in (stage_offsets or {}).items()}
         with self.files.lock:  # from storing the files to committing their rows: repair never sees them as orphans
             final_stored = self.store(final_data, final_suffix, "output")
             thumb_file = self.store(thumb_data, ".jpg", "thumbnail")
@@ -531,8 +541,9 @@ class Project:
                      None if identity_report is None else identity_report.get("verdict")))
                 output_id = int(cur.lastrowid)
                 for name, stored in stage_files.items():
-                    tx.execute("INSERT INTO output_stages (output_id, name, file_sha) VALUES (?, ?, ?)",
-                               (output_id, name, self.register(tx, stored)))
+                    x, y = offsets.get(name, (0, 0))
+                    tx.execute("INSERT INTO output_stages (output_id, name, file_sha, x, y) VALUES (?, ?, ?, ?, ?)",
+                               (output_id, name, self.register(tx, stored), x, y))
                 tx.executemany("INSERT OR IGNORE INTO output_tags (output_id, tag) VALUES (?, ?)",
                                [(output_id, t) for t in tags])
                 if job_id is not None:
@@ -540,22 +551,37 @@ class Project:
         return output_id
 
     def record_run(self, result, identity_id: int | None = None, reference_id: int | None = None,
-                   models: dict | None = None, stages: bool = True, job_id: int | None = None) -> int:
+                   models: dict | None = None, stages: bool = True, job_id: int | None = None,
+                   on_progress: Callable[[float], None] | None = None) -> int:
         """Record a :class:`core.pipeline.RunResult`: the final keeps its bit depth (PNG, or 16-bit TIFF),
-        ICC profile and EXIF."""
+        ICC profile and EXIF.
+
+        The full-resolution ``pasted`` stage is stored as the crop where it differs from the final
+        (``result.roi``), not as a second full-size image. ``on_progress(fraction)`` hears how far the
+        saving is; it may raise (e.g. ``Cancelled``) to stop it before anything is recorded.
+        """
         from ..core.imaging import encode_image
 
         deep = result.final.bit_depth == 16
         request = self.portable_request(result.request.to_dict())
+        report = on_progress or (lambda fraction: None)
         encoded = encode_image(result.final, "TIFF" if deep else "PNG",
-                               text={"megaportrait:request": json.dumps(request, sort_keys=True)})
+                               text={"megaportrait:request": json.dumps(request, sort_keys=True)},
+                               on_band=lambda done, rows: report(0.8 * done / rows))
         # The final stage is the final itself; the other stages are kept for the stage switcher.
         kept = {k: v for k, v in result.stages.items() if k != "final"} if stages else None
+        offsets = {}
+        roi = getattr(result, "roi", None)
+        if kept and roi is not None and "pasted" in kept:
+            x0, y0, x1, y1 = roi
+            kept["pasted"] = kept["pasted"][y0:y1, x0:x1]
+            offsets["pasted"] = (x0, y0)
+        report(0.85)
         return self.record_output(
             request=request, engine=result.request.engine, final=result.final.rgb8(),
             final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
-            timings=result.timings, job_id=job_id, identity_report=_report_json(result))
+            timings=result.timings, job_id=job_id, identity_report=_report_json(result), stage_offsets=offsets)
 
     def portable_request(self, request: dict) -> dict:
         """The request with paths inside the project made relative, so a moved project still recalls."""
@@ -751,13 +777,16 @@ def _must_exist(changed: int, what: str, item_id: int) -> None:
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(to_uint8(np.asarray(image))).save(out, format="PNG", compress_level=4)
-    return out.getvalue()
+    return encode_png(to_uint8(np.asarray(image)))
 
 
 def _thumbnail_bytes(image: np.ndarray) -> bytes:
-    thumb = Image.fromarray(to_uint8(np.asarray(image)))
+    image = to_uint8(np.asarray(image))
+    h, w = image.shape[:2]
+    scale = 4 * THUMB_SIZE / max(h, w)
+    if scale < 1:  # area-average a big image to 4× the thumbnail first: Lanczos over 24 MP takes far longer
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    thumb = Image.fromarray(image)
     thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     thumb.convert("RGB").save(out, format="JPEG", quality=88)

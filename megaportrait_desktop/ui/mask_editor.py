@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -36,6 +37,8 @@ class MaskEditor(QWidget):
         self.canvas = canvas
         self.painter: MaskPainter | None = None
         self.dirty = False
+        #: Counts every change, so a save that finishes later knows whether the mask changed meanwhile.
+        self.edits = 0
 
         self.paint_toggle = _tool("Paint mask", "mdi6.draw")
         self.brush_button = _tool("Brush", "mdi6.brush")
@@ -99,9 +102,14 @@ class MaskEditor(QWidget):
     # ------------------------------------------------------------------ API
 
     def load(self, mask: np.ndarray, auto_mask: np.ndarray) -> None:
-        self.painter = MaskPainter(mask, auto_mask)
+        self.load_painter(MaskPainter(mask, auto_mask))
+
+    def load_painter(self, painter: MaskPainter, overlay: QImage | None = None) -> None:
+        """Edit ``painter``'s mask; ``overlay`` is its canvas overlay, made off the GUI thread for a big mask."""
+        self.painter = painter
         self.dirty = False
-        self.canvas.set_mask(self.painter.mask)
+        self.edits += 1
+        self.canvas.set_mask(self.painter.mask, overlay=overlay)
         self.canvas.set_overlay_visible(self.show_overlay.isChecked())
         self._update_buttons()
 
@@ -149,6 +157,7 @@ class MaskEditor(QWidget):
 
     def _changed(self) -> None:
         self.dirty = True
+        self.edits += 1
         self._repaint()
         self._update_buttons()
         self.mask_changed.emit()
