@@ -46,9 +46,15 @@ def load_sources(paths: tuple[str, ...], reporter: Reporter) -> tuple[list[Sourc
 
 def load_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     """A user-edited mask PNG (grey or alpha) at the reference's size, as float32 ``[0, 1]``."""
+    return to_float(read_user_mask(path, shape))
+
+
+def read_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`load_user_mask` as the file holds it (``uint8`` or ``uint16``): convert only the part you need
+    (a 24-megapixel mask is 96 MB as float32)."""
     picture = load_image(path)
     grey = picture.alpha if picture.alpha is not None else picture.pixels[:, :, 0]
     if grey.shape != tuple(shape):
         raise ImageError(f"{Path(path).name}: the mask is {grey.shape[1]}×{grey.shape[0]} but the reference is "
                          f"{shape[1]}×{shape[0]}; reset the mask to the automatic one.")
-    return to_float(grey)
+    return grey

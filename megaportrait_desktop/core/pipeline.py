@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 
 from . import classic
-from .align import FaceCrop, crop_face
+from .align import FaceCrop, crop_face, warp_into_crop
 from .classic_engine import ClassicEngine
 from .engine import Engine, Pasted, Scene
 from .errors import FaceError, RequestError
 from .face import Face
 from .identity_report import IdentityReport, assess_run
 from .imaging import Picture, from_float, save_image, to_float, to_uint8
-from .inputs import load_reference, load_sources, load_user_mask
+from .inputs import load_reference, load_sources, read_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
 from .stages import STAGES, Stage, Stop
@@ -220,10 +220,10 @@ def paste_mask(request: RunRequest, shape: tuple[int, int], crop: FaceCrop, seam
     automatic mask in crop space. The region is padded by the seam band so harmonisation fits in it.
     """
     if request.mask:
-        full = load_user_mask(request.mask, shape)
+        full = read_user_mask(request.mask, shape)  # as stored: only the parts used become float
         roi = _roi_of(full > 0, seam_px, full.shape)
-        mask = full[roi[1]:roi[3], roi[0]:roi[2]]
-        mask_crop = cv2.warpAffine(full, crop.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
+        mask = to_float(full[roi[1]:roi[3], roi[0]:roi[2]])
+        mask_crop = warp_into_crop(full, crop.matrix, crop.size, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT, to_float)
     else:
         mask_crop = auto_mask()
         roi = _expand(crop.full_roi(), seam_px, shape)
@@ -240,10 +240,10 @@ def _expand(roi: tuple[int, int, int, int], pad: float, shape: tuple[int, ...]) 
 
 
 def _roi_of(inside: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(inside)
-    if len(ys) == 0:
+    x, y, w, h = cv2.boundingRect(inside.view(np.uint8))  # the box of the True pixels, fast on 24 MP
+    if w == 0 or h == 0:
         raise FaceError("The mask is empty: paint the face area or reset the mask to the automatic one.")
-    return _expand((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), pad, shape)
+    return _expand((x, y, x + w, y + h), pad, shape)
 
 
 # ------------------------------------------------------------------------------------------ outputs
