@@ -201,7 +201,8 @@ def app_worker(work: Path, megapixels: int, ids: dict) -> None:
     measure("Recall settings", lambda: shown.recall(output_id),
             lambda: window.mask_editor.painter is not painter_before, settle=1.0)
     painter = window.mask_editor.painter
-    painter.mask[100:400, 100:400] = 255
+    x0, y0, x1, y1 = (int(v) for v in window.project.reference(reference_id).faces[0]["box"])
+    painter.mask[y1 - 150:y1 + 150, (x0 + x1) // 2 - 150:(x0 + x1) // 2 + 150] = 255  # a stroke over the chin
     window.mask_editor.dirty = True
     messages: list[str] = []
     window.statusBar().messageChanged.connect(messages.append)
@@ -306,10 +307,11 @@ def main() -> None:
             print(f"{megapixels} MP core benchmark failed:\n{done.stderr[-3000:]}")
             continue
         if not args.skip_app:
-            done = subprocess.run([*base, "--worker", "app", "--ids", ids], env=env, capture_output=True, text=True)
+            done = subprocess.run([sys.executable, "-X", "faulthandler", *base[1:], "--worker", "app", "--ids", ids],
+                                  env=env, capture_output=True, text=True)
             print(done.stdout, end="", flush=True)
             if done.returncode != 0:
-                print(f"{megapixels} MP app benchmark failed:\n{done.stderr[-3000:]}")
+                print(f"{megapixels} MP app benchmark failed (exit status {done.returncode}):\n{done.stderr[-3000:]}")
     if not args.skip_cli:
         make_reference(24, work / "reference_24mp.jpg")
         cli(work, args.src.resolve(), 24)

@@ -8,7 +8,7 @@ import numpy as np
 from . import classic
 from .engine import Harmonized, Pair, Pasted, Scene, Shading
 from .imaging import from_float, to_float
-from .progress import Reporter
+from .progress import Reporter, run_cancellable
 from .request import RunRequest
 
 
@@ -46,8 +46,9 @@ class ClassicEngine:
         local[:, 1] -= y0 + by0
         skin = classic.skin_mask(local, mask.shape[:2], margin=margin) & (mask > 0.5)
         reporter("harmonize", 1, 2, "Matching colour and blending the seam")
-        out, region = classic.harmonize(pasted.roi_float[by0:by1, bx0:bx1], to_float(reference), mask, skin,
-                                        scene.request.harmonize, seam_px)
+        # One long OpenCV call (the Poisson solve) inside: run so that a cancel need not wait for it.
+        out, region = run_cancellable(reporter.cancel, classic.harmonize, pasted.roi_float[by0:by1, bx0:bx1],
+                                      to_float(reference), mask, skin, scene.request.harmonize, seam_px)
         window = np.zeros(pasted.roi_float.shape, reference.dtype)  # outside ``region`` nothing is taken from it
         window[by0:by1, bx0:bx1] = from_float(out, reference.dtype)
         whole = np.zeros(pasted.mask.shape[:2], bool)

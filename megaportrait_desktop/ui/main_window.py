@@ -12,7 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QThreadPool, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSizePolicy, QWidget
+from superqt import QElidingLabel
 from superqt.utils import qthrottled
 
 from .. import __version__
@@ -74,13 +75,15 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.history], [190], Qt.Orientation.Vertical)
         self.resizeDocks([self.pipeline_dock, self.mask_dock], [560, 340], Qt.Orientation.Vertical)
-        self.resizeDocks([self.pipeline_dock], [330], Qt.Orientation.Horizontal)
+        # At 1280 px wide the centre keeps room for every stage tab and the before/after controls.
+        self.resizeDocks([self.pipeline_dock, self.identities], [330, 260], Qt.Orientation.Horizontal)
         self.history_actions = HistoryActions(self)
         self.project_actions = ProjectActions(self)
         self.masks = MaskActions(self)
 
         build_actions(self)
-        self.job_label = QLabel("Idle")
+        self.job_label = QElidingLabel("Idle")  # one line, elided: a long message never widens the window
+        self.job_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.zoom_label = QLabel("")
         self.device_label = QLabel("Device: checking…")  # until the probe has run (after the window shows)
         self.statusBar().addWidget(self.job_label, 1)
@@ -91,13 +94,10 @@ class MainWindow(QMainWindow):
         self._restore_layout()
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        # The panels scroll their settings themselves (a laptop screen), keeping their buttons in view.
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        scroll = QScrollArea()  # the panels scroll rather than force a tall window on a laptop screen
-        scroll.setWidget(widget)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        dock.setWidget(scroll)
+        dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from ..core.brush import Brush, MaskPainter
 from .canvas import ImageCanvas
-from .widgets import double_slider, int_slider
+from .widgets import double_slider, int_slider, scroll_area
 
 
 class MaskEditor(QWidget):
@@ -61,9 +61,13 @@ class MaskEditor(QWidget):
         invert = QPushButton(qta.icon("mdi6.invert-colors"), "Invert")
         save = QPushButton(qta.icon("mdi6.content-save"), "Save mask")
 
+        self.save_button = save
         row = QHBoxLayout()
         for w in (self.paint_toggle, self.brush_button, self.eraser_button):
             row.addWidget(w)
+        history = QHBoxLayout()
+        for w in (self.undo_button, self.redo_button, save):
+            history.addWidget(w)
         form = QFormLayout()
         form.addRow("Size (px)", self.size)
         form.addRow("Hardness", self.hardness)
@@ -73,16 +77,18 @@ class MaskEditor(QWidget):
         actions = QHBoxLayout()
         for w in (feather, reset, invert):
             actions.addWidget(w)
-        history = QHBoxLayout()
-        for w in (self.undo_button, self.redo_button, save):
-            history.addWidget(w)
+        options = QWidget()
+        options_layout = QVBoxLayout(options)
+        options_layout.setContentsMargins(0, 0, 0, 0)
+        options_layout.addLayout(form)
+        options_layout.addWidget(self.show_overlay)
+        options_layout.addLayout(actions)
+        options_layout.addStretch(1)
+        # Tools and Undo/Redo/Save stay in view; the brush settings scroll on a small screen.
         layout = QVBoxLayout(self)
         layout.addLayout(row)
-        layout.addLayout(form)
-        layout.addWidget(self.show_overlay)
-        layout.addLayout(actions)
         layout.addLayout(history)
-        layout.addStretch(1)
+        layout.addWidget(scroll_area(options), 1)
 
         self.paint_toggle.toggled.connect(self._on_paint_toggled)
         self.overlay_opacity.valueChanged.connect(self.canvas.set_overlay_opacity)

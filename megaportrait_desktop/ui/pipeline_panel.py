@@ -16,16 +16,17 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QGroupBox,
-    QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from .session import Session, bind
-from .widgets import double_slider
+from .widgets import double_slider, scroll_area
 
 #: Run buttons: the stage each one runs up to.
 RUN_STAGES = (("identity", "1  Identity pair"), ("shading", "2  Shading"), ("harmonize", "3  Harmonize"))
@@ -102,23 +103,31 @@ class PipelinePanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.setTextVisible(False)
-        self.status = QLabel("Ready")
+        # Two lines at most, the second elided: a long message never widens the panel nor pushes Run all away.
+        self.status = QElidingLabel("Ready")
         self.status.setWordWrap(True)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(general)
-        layout.addWidget(identity)
-        layout.addWidget(shading)
-        layout.addWidget(harmony)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
 
         self.reset_all = QPushButton(qta.icon("mdi6.restore"), "Reset all")
         self.reset_all.setToolTip("Every setting back to its default (double-click one slider to reset only it)")
         self.reset_all.clicked.connect(lambda: session.reset())
-        layout.insertWidget(layout.count() - 1, self.reset_all)
+        settings = QWidget()
+        form_layout = QVBoxLayout(settings)
+        form_layout.setContentsMargins(0, 0, 0, 0)
+        form_layout.addLayout(general)
+        form_layout.addWidget(identity)
+        form_layout.addWidget(shading)
+        form_layout.addWidget(harmony)
+        form_layout.addWidget(self.reset_all)
+        form_layout.addStretch(1)
+        # The settings scroll on a small screen; the run controls below them stay in view (1280×720 included).
+        self.settings_area = scroll_area(settings)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.settings_area, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
         for path, widget in (("engine", self.engine), ("seed", self.seed), ("steps", self.steps),
                              ("identity_params.a_strength", self.a_strength),
                              ("identity_params.b_strength", self.b_strength),
