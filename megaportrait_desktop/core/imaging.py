@@ -521,9 +521,10 @@ def _tiff_strips(pixels: np.ndarray, rows: int, on_band: BandCallback | None) ->
         block = pixels[top:top + rows]
         diff = block.copy()
         np.subtract(block[:, 1:], block[:, :-1], out=diff[:, 1:])  # uint16 wraps around, as the predictor wants
-        yield isal_zlib.compress(diff.astype("<u2", copy=False).tobytes(), DEFAULT_LEVEL)
+        strip = isal_zlib.compress(diff.astype("<u2", copy=False).tobytes(), DEFAULT_LEVEL)
         if on_band is not None:
             on_band(min(top + rows, height), height)
+        yield strip
 
 
 def _split_exif(exif: bytes | None) -> tuple[list[tuple], dict[int, dict]]:
