@@ -216,6 +216,8 @@ def app_worker(work: Path, megapixels: int, ids: dict) -> None:
         messages.clear()
         measure(f"export {suffix}", lambda: shown.export(output_id),
                 lambda: any("Exported" in m for m in messages))
+    for stage in ("harmonize", "save"):
+        cancel_during(window, stage, megapixels, wait)
     painter = window.mask_editor.painter
     h, w = painter.mask.shape
     painter.mask[: h // 3, : w // 3] = 255  # a large painted area: harmonisation covers a third of the frame
@@ -237,6 +239,30 @@ def app_worker(work: Path, megapixels: int, ids: dict) -> None:
     window.shutdown()
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: Qt and MediaPipe objects freed in any order can crash it
+
+
+def cancel_during(window, stage: str, megapixels: int, wait) -> None:
+    """Run all, Cancel as soon as ``stage`` reports: how long until the run has stopped."""
+    clicked: list[float] = []
+    stopped: list[float] = []
+
+    def on_progress(name: str, *_: object) -> None:
+        if name == stage and not clicked:
+            clicked.append(time.perf_counter())
+            window.cancel_job()
+    window.jobs.run_progress.connect(on_progress)
+    window.jobs.cancelled.connect(lambda *_: stopped.append(time.perf_counter()))
+    window.jobs.run_finished.connect(lambda *_: stopped.append(time.perf_counter()))
+    window.run_pipeline("all")
+    wait(lambda: bool(stopped))
+    window.jobs.run_progress.disconnect(on_progress)
+    if not clicked:
+        print(f"{megapixels} MP app Cancel during {stage}: no such step (the run finished)")
+    else:
+        shown = window.panel.status.text()
+        print(f"{megapixels} MP app Cancel during {stage}: stopped {stopped[0] - clicked[0]:.2f} s after the click "
+              f"({shown!r})")
+    time.sleep(0.5)
 
 
 def cli(work: Path, src: Path, megapixels: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,8 @@ from .stages import STAGES, Stage, Stop
 if TYPE_CHECKING:
     from .diffusion.engine import DiffusionEngine
 
-__all__ = ["STAGES", "STOPS", "RunResult", "diffusion_engine", "engine_for", "load_reference", "load_sources",
-           "run", "save_result"]
+__all__ = ["STAGES", "STOPS", "RunResult", "SceneCache", "diffusion_engine", "engine_for", "load_reference",
+           "load_sources", "run", "save_result"]
 
 #: Where a run may stop early (``until``), for the app's per-stage buttons; ``None`` runs everything.
 STOPS = tuple(Stop)
@@ -80,13 +81,15 @@ class RunResult:
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, models_dir: Path | None = None, until: str | None = None, *,
-        diffusion: DiffusionEngine | None = None, engine: Engine | None = None) -> RunResult:
+        diffusion: DiffusionEngine | None = None, engine: Engine | None = None,
+        scenes: SceneCache | None = None) -> RunResult:
     """Run the pipeline for ``request`` with the engine it names, to the end or ``until`` a stage
     (``"identity"``: the pair; ``"shading"``: up to the pasted face; ``"harmonize"``: all).
 
     ``diffusion`` is the engine that keeps diffusion models loaded between runs (the app's worker
     holds one); without it a fresh one reads the model settings and loads them. ``engine`` replaces
-    the one the request names (tests, benchmarks).
+    the one the request names (tests, benchmarks). ``scenes`` keeps the last scene loaded (the app shares
+    one with its live preview, which has read the reference by the time Run is clicked).
 
     Raises
     ------
@@ -101,7 +104,8 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
     clock = StageClock()
     timings, lap = clock.timings, clock.lap
 
-    scene, warnings = load_scene(request, reporter, models_dir)
+    scene, warnings = scenes.load(request, reporter, models_dir) if scenes else load_scene(request, reporter,
+                                                                                          models_dir)
     request, notes = engine.prepare(scene, reporter)  # the request as run: its models named and pinned
     scene = dataclasses.replace(scene, request=request)
     warnings += notes
@@ -181,6 +185,41 @@ def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None 
     sources, warnings = load_sources(request.identity, reporter)
     crop = crop_face(picture.pixels, face.landmarks, request.crop_size, convert=to_float)  # float: the face only
     return Scene(request, picture, face, crop, sources, models_dir), warnings
+
+
+#: The request's fields a scene is made of (its inputs and the crop).
+SCENE_FIELDS = ("identity", "reference", "face_index", "crop_size")
+
+
+class SceneCache:
+    """The last scene loaded, for the app's live preview and its runs to share (thread-safe).
+
+    Reading a 24-megapixel reference and finding its face takes about half a second; the preview has
+    done it by the time the user clicks Run. The files a project's requests name never change (they are
+    stored by content), so the request's fields say which scene it is. A scene is only read, never
+    changed, by the pipeline and both engines.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._scene: Scene | None = None
+        self._warnings: tuple[str, ...] = ()
+
+    def load(self, request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
+        """:func:`load_scene` for ``request``, or the scene already loaded for the same inputs."""
+        key = (*(getattr(request, f) for f in SCENE_FIELDS), models_dir)
+        with self._lock:
+            if key == self._key and self._scene is not None:
+                return dataclasses.replace(self._scene, request=request), list(self._warnings)
+        scene, warnings = load_scene(request, reporter, models_dir)
+        with self._lock:
+            self._key, self._scene, self._warnings = key, scene, tuple(warnings)
+        return scene, warnings
+
+    def clear(self) -> None:
+        with self._lock:
+            self._key, self._scene, self._warnings = None, None, ()
 
 
 def paste(scene: Scene, shaded: np.ndarray, mask: np.ndarray, mask_crop: np.ndarray,

@@ -71,13 +71,15 @@ def request_of(project: Project, job_payload: dict) -> RunRequest:
 
 
 def run_job(project: Project, job_id: int, request: RunRequest, identity_id: int, reference_id: int,
-            until: str | None):
+            until: str | None, scenes=None):
+    """The run as a worker job; ``scenes``: a ``core.pipeline.SceneCache`` shared with the live preview."""
     def job(on_progress, cancel, cache):
         from ..core.pipeline import run
 
         with _job_state(project, job_id):
             engine = diffusion_engine(cache) if request.engine == "diffusion" else None
-            result = run(request, on_progress=on_progress, cancel=cancel, until=until, diffusion=engine)
+            result = run(request, on_progress=on_progress, cancel=cancel, until=until, diffusion=engine,
+                         scenes=scenes)
             # Saving is part of the run the user waits for: it reports progress and can be cancelled until
             # the output's rows are written (then nothing is recorded).
             reporter = Reporter(on_progress, cancel)

@@ -19,6 +19,7 @@ from superqt.utils import qthrottled
 from .. import __version__
 from ..core.errors import ErrorKind
 from ..core.imaging import load_image
+from ..core.pipeline import SceneCache
 from ..core.stages import Stage
 from ..project import Project, ProjectError
 from .errors import show_error
@@ -53,8 +54,9 @@ class MainWindow(QMainWindow):
         self._workers: list = []
         self.session = Session()
         self.worker = GpuWorker()
-        self.jobs = JobRunner(self.worker)
-        self.preview = LivePreview()
+        self.scenes = SceneCache()  # the reference read once for the preview and the run
+        self.jobs = JobRunner(self.worker, self.scenes)
+        self.preview = LivePreview(self.scenes)
         self.stage_view = StageView()
         self.canvas = self.stage_view.canvas
         self.setCentralWidget(self.stage_view)

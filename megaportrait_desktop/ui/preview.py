@@ -20,20 +20,21 @@ from ..core.classic_engine import ClassicEngine
 from ..core.engine import Pair, Scene
 from ..core.errors import MegaPortraitError
 from ..core.imaging import to_uint8
+from ..core.pipeline import SCENE_FIELDS, SceneCache
 from ..core.progress import Reporter
 from ..core.request import RunRequest
 from ..core.stages import Stage
 
 log = logging.getLogger("megaportrait.ui")
 
-#: What decides the scene (inputs and the crop) and the pair (plus the identity sliders).
-SCENE_FIELDS = ("identity", "reference", "face_index", "crop_size")
+#: What decides the pair: the scene (inputs and the crop) and the identity sliders.
 PAIR_FIELDS = (*SCENE_FIELDS, "identity_params")
 
 
-def preview_stages(request: RunRequest, cache: dict) -> dict[str, np.ndarray]:
+def preview_stages(request: RunRequest, cache: dict, scenes: SceneCache | None = None) -> dict[str, np.ndarray]:
     """A, B, light map, HF-map and shaded crop (uint8) for ``request``, exactly as a classic run makes
-    them; ``cache`` keeps the scene and the pair between calls that do not change them."""
+    them; ``cache`` keeps the scene and the pair between calls that do not change them, ``scenes`` the
+    scene shared with the runs."""
     engine = ClassicEngine()
     request = request.replace(engine="classic")
     scene_key = tuple(getattr(request, f) for f in SCENE_FIELDS)
@@ -42,7 +43,7 @@ def preview_stages(request: RunRequest, cache: dict) -> dict[str, np.ndarray]:
         from ..core.pipeline import load_scene
 
         cache.clear()
-        cache["scene"], _ = load_scene(request, Reporter())
+        cache["scene"], _ = scenes.load(request, Reporter()) if scenes else load_scene(request, Reporter())
         cache["scene_key"] = scene_key
     scene: Scene = dataclasses.replace(cache["scene"], request=request)
     if cache.get("pair_key") != pair_key:
@@ -61,8 +62,9 @@ class LivePreview(QObject):
     failed = Signal(str)
     _wake = Signal()
 
-    def __init__(self) -> None:
+    def __init__(self, scenes: SceneCache | None = None) -> None:
         super().__init__()
+        self.scenes = scenes
         self._lock = threading.Lock()
         self._latest: tuple[int, RunRequest] | None = None
         self._generation = 0
@@ -103,7 +105,7 @@ class LivePreview(QObject):
                 return
             generation, request = job
             try:
-                stages = preview_stages(request, self._cache)
+                stages = preview_stages(request, self._cache, self.scenes)
             except MegaPortraitError as exc:
                 self._cache.clear()
                 self.failed.emit(str(exc))
