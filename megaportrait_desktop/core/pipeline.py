@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -301,9 +303,16 @@ def save_result(result: RunResult, out: str | Path, stages: bool = True) -> Path
     text = {"megaportrait:request": result.request.to_json()}
     if result.models:
         text["megaportrait:models"] = json.dumps(result.models, sort_keys=True)
-    save_image(out, result.final, text=text)
-    if stages:
-        folder = out.parent / f"{out.stem}_stages"
-        for name in STAGES:
-            save_image(folder / f"{name}.png", result.stages[name])
+    folder = out.parent / f"{out.stem}_stages"
+    same = out.suffix.lower() == ".png" and result.final.alpha is None  # the final stage is final.png's pixels
+    # The encoders let other threads run: the final and the big stage images are written side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        saving = [pool.submit(save_image, out, result.final, text=text)]
+        if stages:
+            saving += [pool.submit(save_image, folder / f"{name}.png", result.stages[name])
+                       for name in STAGES if not (same and name == Stage.FINAL)]
+        for future in saving:
+            future.result()
+    if stages and same:
+        shutil.copyfile(out, folder / f"{Stage.FINAL}.png")
     return out
