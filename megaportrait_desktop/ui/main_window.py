@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         if self.project is not None:
             self.project.close()
         self.project = self.jobs.project = project
+        self.scenes.clear()  # the previous project's reference is no longer needed in memory
         self.setWindowTitle(f"{project.name} — MegaPortrait Desktop")
         remember(project.root)
         self.project_actions.update_recent_menu()
