@@ -143,12 +143,12 @@ def core_worker(work: Path, megapixels: int) -> None:
 def app_worker(work: Path, megapixels: int, ids: dict) -> None:
     """The window, offscreen, on the project ``core_worker`` left: wall time and longest stall per action."""
     import numpy as np
-    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication, QFileDialog
 
     from megaportrait_desktop.ui.app import create_window
 
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])  # kept alive for the whole run
     window = create_window(work / f"project_{megapixels}mp")
     window.resize(1280, 720)
     window.show()
@@ -161,12 +161,19 @@ def app_worker(work: Path, megapixels: int, ids: dict) -> None:
     heartbeat.start()
 
     def wait(predicate, timeout: float = 120.0) -> float:
+        # The event loop runs until ``predicate`` holds (checked every 5 ms), rather than processEvents() in a
+        # loop: PySide6 6.12 on Python 3.11 takes a reference from None on every call of a Qt method that
+        # returns nothing, and a process aborts after a few thousand such calls.
         start = time.perf_counter()
-        while not predicate():
-            app.processEvents()
-            time.sleep(0.001)
-            if time.perf_counter() - start > timeout:
-                raise TimeoutError("the app did not finish in time")
+        loop = QEventLoop()
+        check = QTimer()
+        check.setInterval(5)
+        check.timeout.connect(lambda: (predicate() or time.perf_counter() - start > timeout) and loop.quit())
+        check.start()
+        loop.exec()
+        check.stop()
+        if not predicate():
+            raise TimeoutError("the app did not finish in time")
         return time.perf_counter() - start
 
     def measure(label: str, action, done, settle: float = 0.3) -> None:
