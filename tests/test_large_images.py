@@ -21,7 +21,7 @@ from megaportrait_desktop.core.pipeline import load_scene, paste, paste_mask, ru
 from megaportrait_desktop.core.progress import CancelToken, Reporter, run_cancellable
 from megaportrait_desktop.core.request import HarmonizeParams, RunRequest
 from megaportrait_desktop.project import Project, list_outputs
-from megaportrait_desktop.project.database import MIGRATIONS, _statements
+from megaportrait_desktop.project.database import MIGRATIONS, SCHEMA_VERSION, _statements
 from megaportrait_desktop.project.exchange import export_output
 from megaportrait_desktop.project.history import stage_pixels
 
@@ -124,23 +124,23 @@ def test_the_project_stores_the_pasted_stage_as_its_crop_and_gives_it_back_whole
                                       big_run.stages["pasted"])
 
 
-def test_a_schema_2_project_migrates_and_its_whole_stage_images_still_show(tmp_path, astronaut) -> None:
+def test_a_project_from_before_stage_crops_migrates_and_its_whole_stage_images_still_show(tmp_path, astronaut) -> None:
     root = tmp_path / "v2"
     project = Project.create(root)
     output_id = project.record_output(request={"engine": "classic"}, engine="classic", final=astronaut,
                                       stages={"pasted": astronaut[::-1].copy()})
     project.close()
-    con = sqlite3.connect(root / "project.db", isolation_level=None)  # as schema 2 left it: no crop offsets
+    con = sqlite3.connect(root / "project.db", isolation_level=None)  # as schema 3 left it: no crop offsets
     rows = con.execute("SELECT output_id, name, file_sha FROM output_stages").fetchall()
     con.execute("DROP TABLE output_stages")
     for statement in _statements(MIGRATIONS[1]):
         if "CREATE TABLE output_stages" in statement:
             con.execute(statement)
     con.executemany("INSERT INTO output_stages VALUES (?, ?, ?)", rows)
-    con.execute("PRAGMA user_version = 2")
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
     con.close()
     with Project.open(root) as project:
-        assert project.db.one("PRAGMA user_version")[0] == 3
+        assert project.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION
         out = project.output(output_id)
         assert out.stage_offsets == {"pasted": (0, 0)}
         stored = load_image(project.path_of(out.stages["pasted"])).pixels

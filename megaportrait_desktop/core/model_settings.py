@@ -21,6 +21,9 @@ SETTINGS_FILE = "models.json"
 #: The model roles of the diffusion pipeline, in the order a run needs them.
 ROLES = ("base", "face_controlnet", "light_controlnet", "detail_controlnet", "inpaint_controlnet")
 
+#: Models that adapt the base rather than sit beside it: the speed LoRA that makes draft quality possible.
+ADAPTER_ROLES = ("speed_lora",)
+
 #: Values of the fast-path settings (``ModelSettings.fast_path``, ``low_memory``, ``compile``).
 SWITCHES = ("auto", "on", "off")
 
@@ -30,6 +33,7 @@ ROLE_NAMES = {
     "light_controlnet": "light ControlNet",
     "detail_controlnet": "detail ControlNet",
     "inpaint_controlnet": "inpaint ControlNet",
+    "speed_lora": "speed LoRA (draft quality)",
 }
 
 #: What to install for each role (shown when it is missing).
@@ -42,6 +46,8 @@ ROLE_SUGGESTIONS = {
     "detail_controlnet": "an SD 1.5 line ControlNet, e.g. 'lllyasviel/control_v11p_sd15_lineart' "
                          "or 'lllyasviel/control_v11p_sd15_canny'",
     "inpaint_controlnet": "the SD 1.5 inpaint ControlNet 'lllyasviel/control_v11p_sd15_inpaint'",
+    "speed_lora": "a few-step LoRA for SD 1.5: LCM-LoRA 'latent-consistency/lcm-lora-sdv1-5' (the LCM sampler), "
+                  "a Hyper-SD 'Hyper-SD15-4steps-lora' file (LCM sampler) or 'h1t/TCD-SD15-LoRA' (the TCD sampler)",
 }
 
 #: The repos each role's suggested model comes from (and whose hyper-parameters the shipped configs copy).
@@ -51,6 +57,7 @@ DEFAULT_CONFIGS = {
     "light_controlnet": "lllyasviel/control_v11f1e_sd15_tile",
     "detail_controlnet": "lllyasviel/control_v11p_sd15_lineart",
     "inpaint_controlnet": "lllyasviel/control_v11p_sd15_inpaint",
+    "speed_lora": "latent-consistency/lcm-lora-sdv1-5",
 }
 
 
@@ -166,5 +173,5 @@ def save_settings(settings: ModelSettings, path: str | Path | None = None) -> Pa
 
 
 def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise RequestError(f"Unknown model role {role!r}; the roles are {', '.join(ROLES)}.")
+    if role not in ROLES + ADAPTER_ROLES:
+        raise RequestError(f"Unknown model role {role!r}; the roles are {', '.join(ROLES + ADAPTER_ROLES)}.")

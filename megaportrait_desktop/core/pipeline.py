@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,14 +21,14 @@ import cv2
 import numpy as np
 
 from . import classic
-from .align import FaceCrop, crop_face, warp_into_crop
+from .align import FaceCrop, warp_into_crop
 from .classic_engine import ClassicEngine
 from .engine import Engine, Pasted, Scene
 from .errors import FaceError, RequestError
 from .face import Face
 from .identity_report import IdentityReport, assess_run
 from .imaging import Picture, from_float, save_image, to_float, to_uint8
-from .inputs import load_reference, load_sources, read_user_mask
+from .inputs import SceneCache, load_reference, load_scene, load_sources, read_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
 from .stages import STAGES, Stage, Stop
@@ -178,50 +177,6 @@ def diffusion_engine() -> DiffusionEngine:
         raise RequestError(f"This installation has no diffusion engine ({exc.name or 'PyTorch'} is not included); "
                            "use the classic engine, or install the full MegaPortrait package.") from None
     return DiffusionEngine()
-
-
-def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
-    """Read the reference and the identity photos and crop the reference face at the working size."""
-    reporter("load", 0, len(request.identity) + 1, "Reading the reference")
-    picture, _, face = load_reference(request.reference, request.face_index)
-    sources, warnings = load_sources(request.identity, reporter)
-    crop = crop_face(picture.pixels, face.landmarks, request.crop_size, convert=to_float)  # float: the face only
-    return Scene(request, picture, face, crop, sources, models_dir), warnings
-
-
-#: The request's fields a scene is made of (its inputs and the crop).
-SCENE_FIELDS = ("identity", "reference", "face_index", "crop_size")
-
-
-class SceneCache:
-    """The last scene loaded, for the app's live preview and its runs to share (thread-safe).
-
-    Reading a 24-megapixel reference and finding its face takes about half a second; the preview has
-    done it by the time the user clicks Run. The files a project's requests name never change (they are
-    stored by content), so the request's fields say which scene it is. A scene is only read, never
-    changed, by the pipeline and both engines.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._scene: Scene | None = None
-        self._warnings: tuple[str, ...] = ()
-
-    def load(self, request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
-        """:func:`load_scene` for ``request``, or the scene already loaded for the same inputs."""
-        key = (*(getattr(request, f) for f in SCENE_FIELDS), models_dir)
-        with self._lock:
-            if key == self._key and self._scene is not None:
-                return dataclasses.replace(self._scene, request=request), list(self._warnings)
-        scene, warnings = load_scene(request, reporter, models_dir)
-        with self._lock:
-            self._key, self._scene, self._warnings = key, scene, tuple(warnings)
-        return scene, warnings
-
-    def clear(self) -> None:
-        with self._lock:
-            self._key, self._scene, self._warnings = None, None, ()
 
 
 def paste(scene: Scene, shaded: np.ndarray, mask: np.ndarray, mask_crop: np.ndarray,

@@ -30,10 +30,14 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class CancelToken:
-    """Set from any thread; long work calls :meth:`check` between steps and stops with :class:`Cancelled`."""
+    """Set from any thread; long work calls :meth:`check` between steps and stops with :class:`Cancelled`.
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    ``event`` may be any object with ``set``/``is_set`` (a ``multiprocessing`` event lets another process
+    cancel the work).
+    """
+
+    def __init__(self, event=None) -> None:
+        self._event = event if event is not None else threading.Event()
 
     def cancel(self) -> None:
         self._event.set()

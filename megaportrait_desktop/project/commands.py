@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import os_error_message
+from . import batch_command
 from .errors import ProjectError, disk_problem
 from .exchange import export_output, export_project, import_project
 from .history import SORTS, VERDICT_FILTERS, OutputQuery, list_outputs
@@ -75,6 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("zip")
     imp.add_argument("path")
 
+    batch_command.add_parser(cmds)
+
     ver = cmds.add_parser("verify", help="check that every row's files are present (and --repair)")
     ver.add_argument("path")
     ver.add_argument("--deep", action="store_true", help="re-hash every file")
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return {"info": _info, "import-identity": _import_identity, "import-reference": _import_reference,
                 "list": _list, "contact-sheet": _contact_sheet, "export": _export,
-                "verify": _verify}[command](project, args)
+                "verify": _verify, "batch": batch_command.run_batch}[command](project, args)
 
 
 def _info(project: Project, args: argparse.Namespace) -> int:

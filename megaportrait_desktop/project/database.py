@@ -27,7 +27,7 @@ from pathlib import Path
 from .errors import ProjectError, disk_problem, sqlite_error
 
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 15_000
 JOURNAL_MODE = "delete"
 READ_ONLY_MESSAGE = ("This project is open read-only here (by a reading command, or on read-only media); nothing can "
@@ -154,9 +154,32 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE outputs ADD COLUMN verdict TEXT CHECK (verdict IN ('client', 'mix', 'reference'));
     CREATE INDEX outputs_by_verdict ON outputs (verdict, identity_score DESC, id DESC);
     """,
+    # Batches: identity sets × references with one settings request, expanded into jobs. A job keeps its
+    # place in the queue, its attempts and the kind of its last error, which worker runs it, its content
+    # key, and the training it waits for; an output remembers the batch that made it.
+    3: """
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN batch_id INTEGER REFERENCES batches (id) ON DELETE CASCADE;
+    ALTER TABLE jobs ADD COLUMN reference_id INTEGER REFERENCES reference_images (id) ON DELETE SET NULL;
+    ALTER TABLE jobs ADD COLUMN position REAL NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN error_kind TEXT;
+    ALTER TABLE jobs ADD COLUMN worker TEXT;
+    ALTER TABLE jobs ADD COLUMN key TEXT;
+    ALTER TABLE jobs ADD COLUMN after_job INTEGER REFERENCES jobs (id) ON DELETE SET NULL;
+    ALTER TABLE outputs ADD COLUMN batch_id INTEGER REFERENCES batches (id) ON DELETE SET NULL;
+    CREATE INDEX jobs_by_batch ON jobs (batch_id, position, id);
+    CREATE INDEX outputs_by_batch ON outputs (batch_id, identity_score DESC, id DESC);
+    """,
     # Full-resolution stage images stored as crops (issue 15): where the crop's top-left pixel lies in the
     # output (the "pasted" stage differs from the final only there). Stages recorded before are whole images: 0, 0.
-    3: """
+    4: """
     ALTER TABLE output_stages ADD COLUMN x INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE output_stages ADD COLUMN y INTEGER NOT NULL DEFAULT 0;
     """,

@@ -38,6 +38,10 @@ class OutputQuery:
     #: Only outputs with this identity verdict (``"client"``, ``"mix"``, ``"reference"``), or ``"none"``:
     #: outputs without a report (recorded before reports, or with no recogniser).
     verdict: str | None = None
+    #: Only the outputs of this batch.
+    batch_id: int | None = None
+    #: Only drafts (``"draft"``) or only final renders (``"final"``).
+    quality: str | None = None
     sort: str = "newest"
     page: int = 0
     page_size: int = 100
@@ -90,6 +94,7 @@ def output_by_id(project: Project, output_id: int) -> Output:
 def _where(q: OutputQuery) -> tuple[str, tuple]:
     clauses, params = [], []
     for sql, value in (("o.identity_id = ?", q.identity_id), ("o.reference_id = ?", q.reference_id),
+                       ("o.batch_id = ?", q.batch_id),
                        ("o.identity_score >= ?", q.min_score), ("o.rating >= ?", q.min_rating),
                        ("o.created >= ?", q.since), ("o.created < ?", q.until)):
         if value is not None:
@@ -100,6 +105,9 @@ def _where(q: OutputQuery) -> tuple[str, tuple]:
     elif q.verdict is not None:
         clauses.append("o.verdict = ?")
         params.append(q.verdict)
+    if q.quality is not None:
+        clauses.append("COALESCE(json_extract(o.request, '$.diffusion.quality'), 'final') = ?")
+        params.append(q.quality)
     if q.favourite is not None:
         clauses.append("o.favourite = ?")
         params.append(int(q.favourite))
@@ -131,7 +139,7 @@ def _with_details(project: Project, rows: list) -> list[Output]:
                    r["identity_score"], json.loads(r["timings"]), r["created"], r["rating"], bool(r["favourite"]),
                    tuple(tags[r["id"]]), stages[r["id"]],
                    None if r["identity_report"] is None else json.loads(r["identity_report"]), r["verdict"],
-                   offsets[r["id"]])
+                   r["batch_id"], offsets[r["id"]])
             for r in rows]
 
 
@@ -139,7 +147,7 @@ def stage_pixels(crop: np.ndarray, offset: tuple[int, int], final: np.ndarray) -
     """A full-resolution stage image (``pasted``): its stored crop laid over the (8-bit) final at ``offset``.
 
     Such a stage differs from the final only inside the run's paste region, so that part is all a project
-    keeps of it (see :meth:`.project.Project.record_run`); one stored whole (before schema 3) has offset
+    keeps of it (see :meth:`.project.Project.record_run`); one stored whole (before schema 4) has offset
     (0, 0) and the final's size, and comes back as it is. Whatever a damaged row says, the crop is clipped
     to the image.
     """

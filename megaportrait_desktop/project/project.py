@@ -119,6 +119,8 @@ class Output:
     #: The identity report (``core.identity_report.IdentityReport.to_json``) and its verdict code.
     identity_report: dict | None = None
     verdict: str | None = None
+    #: The batch that made it (``None`` for a single run).
+    batch_id: int | None = None
     #: Where each stored stage image's top-left pixel lies in the output: (0, 0) but for full-resolution stages
     #: stored as crops (see :func:`.history.stage_pixels`).
     stage_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -136,6 +138,16 @@ class Job:
     error: str | None
     created: float
     updated: float
+    #: Batch jobs: their batch, reference, place in the queue, tries so far, the kind of the last error,
+    #: the worker that runs (ran) them, their content key and the training job they wait for.
+    batch_id: int | None = None
+    reference_id: int | None = None
+    position: float = 0.0
+    attempts: int = 0
+    error_kind: str | None = None
+    worker: str | None = None
+    key: str | None = None
+    after_job: int | None = None
 
 
 # ---------------------------------------------------------------------------------------- project
@@ -256,7 +268,10 @@ class Project:
             db.migrate()
             project = cls(root, db, durable=durable, lock=lock)
             # We hold the only write lock, so a job still marked queued or running has no process left to run it.
-            project.interrupted = project.jobs(("queued", "running"))
+            project.interrupted = [j for j in project.jobs(("queued", "running")) if j.batch_id is None]
+            from .queue import requeue_interrupted
+
+            requeue_interrupted(project)  # a batch's jobs wait in its queue again, for Resume
         except BaseException as exc:
             if db is not None:
                 db.close()
@@ -506,7 +521,7 @@ class Project:
                       reference_id: int | None = None, models: dict | None = None,
                       identity_score: float | None = None, timings: dict | None = None,
                       tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None,
-                      identity_report: dict | None = None,
+                      identity_report: dict | None = None, batch_id: int | None = None,
                       stage_offsets: dict[str, tuple[int, int]] | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
 
@@ -532,13 +547,13 @@ class Project:
                 thumb_sha = self.register(tx, thumb_file)
                 cur = tx.execute(
                     """INSERT INTO outputs (identity_id, reference_id, request, engine, models, final_sha, thumb_sha,
-                                            identity_score, timings, created, identity_report, verdict)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                            identity_score, timings, created, identity_report, verdict, batch_id)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (identity_id, reference_id, json.dumps(request, sort_keys=True), engine,
                      json.dumps(models or {}, sort_keys=True), final_sha, thumb_sha, identity_score,
                      json.dumps(timings or {}), created if created is not None else time.time(),
                      None if identity_report is None else json.dumps(identity_report, sort_keys=True),
-                     None if identity_report is None else identity_report.get("verdict")))
+                     None if identity_report is None else identity_report.get("verdict"), batch_id))
                 output_id = int(cur.lastrowid)
                 for name, stored in stage_files.items():
                     x, y = offsets.get(name, (0, 0))
@@ -552,7 +567,7 @@ class Project:
 
     def record_run(self, result, identity_id: int | None = None, reference_id: int | None = None,
                    models: dict | None = None, stages: bool = True, job_id: int | None = None,
-                   on_progress: Callable[[float], None] | None = None) -> int:
+                   batch_id: int | None = None, on_progress: Callable[[float], None] | None = None) -> int:
         """Record a :class:`core.pipeline.RunResult`: the final keeps its bit depth (PNG, or 16-bit TIFF),
         ICC profile and EXIF.
 
@@ -581,7 +596,8 @@ class Project:
             request=request, engine=result.request.engine, final=result.final.rgb8(),
             final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
-            timings=result.timings, job_id=job_id, identity_report=_report_json(result), stage_offsets=offsets)
+            timings=result.timings, job_id=job_id, identity_report=_report_json(result), batch_id=batch_id,
+            stage_offsets=offsets)
 
     def portable_request(self, request: dict) -> dict:
         """The request with paths inside the project made relative, so a moved project still recalls."""
@@ -678,7 +694,7 @@ class Project:
         rows = self.db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if not rows:
             raise ProjectError(f"Job {job_id} does not exist in this project.")
-        return _job(rows[0])
+        return job_from_row(rows[0])
 
     def jobs(self, states: tuple[str, ...] | None = None) -> list[Job]:
         if states:
@@ -686,7 +702,7 @@ class Project:
                                  tuple(states))
         else:
             rows = self.db.query("SELECT * FROM jobs ORDER BY id")
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     def interrupted_jobs(self) -> list[Job]:
         """Jobs that a process which has ended left queued or running: offer to run them again or
@@ -697,7 +713,7 @@ class Project:
             return [j for j in self.interrupted if j.id in waiting]
         from .lock import held_elsewhere
 
-        return [] if held_elsewhere(self.root) else self.jobs(("queued", "running"))
+        return [] if held_elsewhere(self.root) else [j for j in self.jobs(("queued", "running")) if j.batch_id is None]
 
     def resume_job(self, job_id: int) -> None:
         """Queue an interrupted (or failed, or cancelled) job again."""
@@ -720,9 +736,10 @@ def _update_job(tx: sqlite3.Connection, job_id: int, *, state: str | None = None
     _must_exist(changed, "Job", job_id)
 
 
-def _job(r: sqlite3.Row) -> Job:
+def job_from_row(r: sqlite3.Row) -> Job:
     return Job(r["id"], r["kind"], r["state"], json.loads(r["payload"]), r["identity_id"], r["output_id"],
-               r["progress"], r["error"], r["created"], r["updated"])
+               r["progress"], r["error"], r["created"], r["updated"], r["batch_id"], r["reference_id"],
+               r["position"], r["attempts"], r["error_kind"], r["worker"], r["key"], r["after_job"])
 
 
 def _report_json(result) -> dict | None:

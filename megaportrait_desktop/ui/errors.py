@@ -54,13 +54,3 @@ class _ShowWhenVisible(QObject):
             # After the window's own show has finished, so the window manager stacks the dialog on top.
             QTimer.singleShot(0, lambda: (self.dialog.show(), self.dialog.raise_(), self.deleteLater()))
         return False
-
-
-def action_for(message: str) -> str | None:
-    """Which setting a failure points to, judged from its message (model files, memory, ...)."""
-    lowered = message.lower()
-    if "model" in lowered and ("missing" in lowered or "not installed" in lowered or "install" in lowered):
-        return "models"
-    if "out of memory" in lowered or "out of gpu memory" in lowered:
-        return "device"
-    return None

@@ -49,6 +49,7 @@ class HistoryDock(QDockWidget):
     compare_requested = Signal(int)
     export_requested = Signal(int)
     delete_requested = Signal(int)
+    rerun_final_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("History", parent)
@@ -69,6 +70,14 @@ class HistoryDock(QDockWidget):
                            ("Still the reference person", "reference"), ("No identity report", "none")):
             self.verdict_filter.addItem(label, key)
         self.identity_filter = QComboBox()
+        self.batch_filter = QComboBox()
+        self.batch_filter.setObjectName("historyBatch")
+        self.batch_filter.setToolTip("Show one batch's outputs (a shoot run as a batch)")
+        self.batch_filter.addItem("All runs", None)
+        self.quality_filter = QComboBox()
+        self.quality_filter.setObjectName("historyQuality")
+        for label, key in (("Drafts and finals", None), ("Finals", "final"), ("Drafts", "draft")):
+            self.quality_filter.addItem(label, key)
         self.tag_filter = QLineEdit()
         self.tag_filter.setPlaceholderText("tag")
         self.min_rating = QSpinBox()
@@ -89,13 +98,16 @@ class HistoryDock(QDockWidget):
         self.tags.setToolTip("The selected output's tags (Enter saves them); filter by one with the tag box above")
         self.count = QLabel("")
         filters = QHBoxLayout()
-        for w in (self.sort, self.verdict_filter, self.identity_filter, self.tag_filter, self.min_rating,
+        for w in (self.sort, self.verdict_filter, self.identity_filter, self.batch_filter, self.quality_filter,
+                  self.tag_filter,
+                  self.min_rating,
                   self.favourites_only, self.count):
             filters.addWidget(w)
         actions = QHBoxLayout()
         self.buttons = {}
         for key, icon, text in (("recall", "mdi6.history", "Recall settings"), ("compare", "mdi6.compare", "Compare"),
-                                ("export", "mdi6.export", "Export…"), ("delete", "mdi6.delete", "Delete")):
+                                ("export", "mdi6.export", "Export…"), ("delete", "mdi6.delete", "Delete"),
+                                ("final", "mdi6.image-filter-hdr", "Run as Final")):
             button = QPushButton(qta.icon(icon), text)
             self.buttons[key] = button
             actions.addWidget(button)
@@ -111,7 +123,8 @@ class HistoryDock(QDockWidget):
         self.setWidget(body)
         for signal in (self.sort.currentIndexChanged, self.verdict_filter.currentIndexChanged,
                        self.identity_filter.currentIndexChanged, self.min_rating.valueChanged,
-                       self.tag_filter.editingFinished, self.favourites_only.toggled):
+                       self.tag_filter.editingFinished, self.favourites_only.toggled,
+                       self.batch_filter.currentIndexChanged, self.quality_filter.currentIndexChanged):
             signal.connect(self.refresh)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         self.list.verticalScrollBar().valueChanged.connect(self._on_list_scrolled)
@@ -124,17 +137,12 @@ class HistoryDock(QDockWidget):
         self.buttons["compare"].clicked.connect(lambda: self._emit(self.compare_requested))
         self.buttons["export"].clicked.connect(lambda: self._emit(self.export_requested))
         self.buttons["delete"].clicked.connect(lambda: self._emit(self.delete_requested))
+        self.buttons["final"].clicked.connect(lambda: self._emit(self.rerun_final_requested))
+        self.buttons["final"].setToolTip("Run the selected draft again at Final quality, with the same settings")
         self._thumb_worker = None
 
     def set_project(self, project: Project | None) -> None:
         self.project = project
-        self.identity_filter.blockSignals(True)
-        self.identity_filter.clear()
-        self.identity_filter.addItem("All identities", None)
-        if project is not None:
-            for identity in project.identities():
-                self.identity_filter.addItem(identity.name, identity.id)
-        self.identity_filter.blockSignals(False)
         self.refresh()
 
     def current_id(self) -> int:
@@ -142,17 +150,37 @@ class HistoryDock(QDockWidget):
 
     def refresh(self) -> None:
         """The first page of outputs for the current filters (the rest load as the list scrolls)."""
+        self._refresh_filters()
         self.list.blockSignals(True)
         self.list.clear()
         self.list.blockSignals(False)
         self._page, self._total = 0, 0
         self._load_page()
 
+    def _refresh_filters(self) -> None:
+        """Identities and batches made since the project opened appear in the filters (the choice is kept)."""
+        from ..project.batches import batches
+
+        for combo, first, items in (
+                (self.identity_filter, "All identities",
+                 [(i.name, i.id) for i in self.project.identities()] if self.project else []),
+                (self.batch_filter, "All runs",
+                 [(f"Batch #{b.id} {b.name}", b.id) for b in batches(self.project)] if self.project else [])):
+            keep = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(first, None)
+            for text, data in items:
+                combo.addItem(text, data)
+            combo.setCurrentIndex(max(0, combo.findData(keep)))
+            combo.blockSignals(False)
+
     def _query(self, page: int) -> OutputQuery:
         return OutputQuery(sort=self.sort.currentData(), identity_id=self.identity_filter.currentData(),
                            tag=self.tag_filter.text().strip() or None, verdict=self.verdict_filter.currentData(),
                            min_rating=self.min_rating.value() or None,
                            favourite=True if self.favourites_only.isChecked() else None,
+                           batch_id=self.batch_filter.currentData(), quality=self.quality_filter.currentData(),
                            page=page, page_size=PAGE_SIZE)
 
     def _load_page(self) -> None:
@@ -245,7 +273,9 @@ def _describe(item: QListWidgetItem, out: Output) -> None:
     stars = "★" * out.rating or "unrated"
     heart = " ♥" if out.favourite else ""
     tags = f" · #{' #'.join(out.tags)}" if out.tags else ""
-    item.setText(f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}\n"
+    batch = f" · batch #{out.batch_id}" if out.batch_id else ""
+    draft = " · DRAFT" if out.request.get("diffusion", {}).get("quality") == "draft" else ""
+    item.setText(f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}{batch}{draft}\n"
                  f"{verdict} · {score} · {stars} · {out.engine} · {when}{tags}")
     item.setData(VERDICT_ROLE, out.verdict)
     if out.verdict in VERDICT_COLOURS:

@@ -72,7 +72,7 @@ def request_of(project: Project, job_payload: dict) -> RunRequest:
 
 def run_job(project: Project, job_id: int, request: RunRequest, identity_id: int, reference_id: int,
             until: str | None, scenes=None):
-    """The run as a worker job; ``scenes``: a ``core.pipeline.SceneCache`` shared with the live preview."""
+    """The run as a worker job; ``scenes``: a ``core.inputs.SceneCache`` shared with the live preview."""
     def job(on_progress, cancel, cache):
         from ..core.pipeline import run
 

@@ -14,25 +14,25 @@ from PySide6.QtCore import Qt, QThreadPool, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSizePolicy, QWidget
 from superqt import QElidingLabel
-from superqt.utils import qthrottled
 
 from .. import __version__
 from ..core.errors import ErrorKind
 from ..core.imaging import load_image
-from ..core.pipeline import SceneCache
+from ..core.inputs import SceneCache
 from ..core.stages import Stage
 from ..project import Project, ProjectError
+from .batch_actions import BatchActions
 from .errors import show_error
 from .history_actions import HistoryActions
 from .history_dock import HistoryDock
 from .identities_dock import IdentitiesDock
 from .images import to_qimage
 from .job_runner import JobRunner
+from .live_actions import LiveActions
 from .mask_actions import MaskActions
 from .mask_editor import MaskEditor
 from .menus import build_actions
 from .pipeline_panel import PipelinePanel
-from .preview import LivePreview
 from .project_actions import ProjectActions
 from .recent import forget, recent_projects, remember, settings
 from .references_dock import ReferencesDock
@@ -56,7 +56,6 @@ class MainWindow(QMainWindow):
         self.worker = GpuWorker()
         self.scenes = SceneCache()  # the reference read once for the preview and the run
         self.jobs = JobRunner(self.worker, self.scenes)
-        self.preview = LivePreview(self.scenes)
         self.stage_view = StageView()
         self.canvas = self.stage_view.canvas
         self.setCentralWidget(self.stage_view)
@@ -81,6 +80,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.pipeline_dock, self.identities], [330, 260], Qt.Orientation.Horizontal)
         self.history_actions = HistoryActions(self)
         self.project_actions = ProjectActions(self)
+        self.live = LiveActions(self)
+        self.batch_actions = BatchActions(self)
         self.masks = MaskActions(self)
 
         build_actions(self)
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.statusBar().addPermanentWidget(self.device_label)
         self._connect()
+        self.update_undo_actions()
         self.project_actions.update_recent_menu()
         self._restore_layout()
 
@@ -111,10 +113,8 @@ class MainWindow(QMainWindow):
         self.panel.cancel_requested.connect(self.cancel_job)
         self.stage_view.stage_changed.connect(lambda _: self.update_overlay())
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
+        self.mask_editor.mask_changed.connect(self.update_undo_actions)
         self.mask_editor.paint_toggle.toggled.connect(self._on_mask_paint_toggled)
-        # Live preview: what the session's request computes, at most every 40 ms while a slider moves.
-        self.session.request_changed.connect(qthrottled(self._on_session_request_changed, timeout=40, leading=True))
-        self.preview.ready.connect(self._on_preview_ready)
         self.worker.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
         self.worker.queue_changed.connect(self._on_worker_queue_changed)
         self.worker.preview.connect(lambda job, image: self.canvas.set_image(image))
@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.project_actions.update_recent_menu()
         self.show_reference_only(None)  # nothing of the previous project stays on screen
         self.session.set_project(project)
-        for dock in (self.identities, self.references, self.history):
+        for dock in (self.identities, self.references, self.history, self.batch_actions):
             dock.set_project(project)
         if project.interrupted_jobs():
             self.project_actions.show_interrupted_jobs()
@@ -185,17 +185,15 @@ class MainWindow(QMainWindow):
         """Save the edited mask now, on this thread (quitting; the Save button saves on a worker)."""
         return self.masks.save_now()
 
-    def _on_session_request_changed(self) -> None:
-        self.preview.submit(self.session.request if self.project is not None else None)
-
-    def _on_preview_ready(self, generation: int, stages: dict) -> None:
-        if generation == self.preview.generation:
-            self.stage_view.update_images(stages)
-
     def _on_mask_paint_toggled(self, on: bool) -> None:
         if on and self.stage_view.current() not in FULL_SIZE:
             self.stage_view.show_stage(REFERENCE_FULL)  # paint where the mask lives: on the full-size image
         self.update_overlay()
+
+    def update_undo_actions(self) -> None:
+        painter = self.mask_editor.painter
+        self.act_undo.setEnabled(bool(painter and painter.can_undo))
+        self.act_redo.setEnabled(bool(painter and painter.can_redo))
 
     def update_overlay(self) -> None:
         # The mask is drawn over the reference, where it is edited (and over results while painting).
@@ -330,7 +328,7 @@ class MainWindow(QMainWindow):
         from .model_manager import ModelManagerDialog
 
         self.model_dialog = ModelManagerDialog(self)
-        self.model_dialog.states_changed.connect(lambda _: self.probe_device())
+        self.model_dialog.states_changed.connect(lambda _: (self.probe_device(), self.live.models_changed()))
         self.model_dialog.show()
 
     def show_about(self) -> None:
@@ -367,11 +365,14 @@ class MainWindow(QMainWindow):
             self.save_mask()  # nothing the user painted is lost
         self.save_layout()
         self.worker.shutdown()
-        self.preview.shutdown()
+        self.live.shutdown()
+        self.batch_actions.shutdown()
         self.jobs.drop_queued()
         # Imports, thumbnails and previews still running report to this window: let them finish first.
         QThreadPool.globalInstance().waitForDone(10_000)
         if self.project is not None:
             self.session.set_project(None)
+            for dock in (self.identities, self.references, self.history, self.batch_actions):
+                dock.set_project(None)
             self.project.close()
             self.project = self.jobs.project = None

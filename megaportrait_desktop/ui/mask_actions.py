@@ -42,6 +42,7 @@ class MaskActions(QObject):
         masks = w.project.masks(reference_id) if w.project and reference_id else []
         if not masks:
             w.mask_editor.clear()
+            w.update_undo_actions()
             return
         current = w.session.mask_path or masks[-1].path
 
@@ -50,6 +51,7 @@ class MaskActions(QObject):
                 painter, overlay = ready
                 w.mask_editor.load_painter(painter, overlay)
                 w.update_overlay()
+                w.update_undo_actions()
         w.track(run_in_background(read_masks, w.project, [masks[0].path, current], on_done=loaded,
                                   on_error=lambda exc: show_error(w, "Mask", str(exc))))
 

@@ -34,6 +34,7 @@ def build_actions(w) -> None:
     w.act_100 = action(w, "&100 %", "mdi6.magnify", w.canvas.actual_size, "Ctrl+1")
     w.act_run = action(w, "Run &all", "mdi6.play", lambda: w.run_pipeline("all"), "Ctrl+R")
     w.act_cancel = action(w, "&Cancel", "mdi6.stop", w.cancel_job, "Esc")
+    w.act_batch = action(w, "New &batch…", "mdi6.playlist-plus", lambda: w.batch_actions.new_batch(), "Ctrl+B")
     w.act_reset = action(w, "Reset all settings", "mdi6.restore", lambda: w.session.reset())
     w.act_current_models = action(w, "Use current models", "mdi6.cube-scan", lambda: w.session.use_current_models())
     w.act_current_models.setToolTip("After Recall: run with today's models and the identity's newest LoRA instead "
@@ -56,10 +57,10 @@ def build_actions(w) -> None:
     view = menu.addMenu("&View")
     view.addActions([w.act_fit, w.act_100])
     view.addSeparator()
-    for dock in (w.identities, w.references, w.history, w.pipeline_dock, w.mask_dock):
+    for dock in (w.identities, w.references, w.history, w.batch_actions.dock, w.pipeline_dock, w.mask_dock):
         view.addAction(dock.toggleViewAction())
     run = menu.addMenu("&Run")
-    run.addActions([w.act_run, w.act_cancel])
+    run.addActions([w.act_run, w.act_cancel, w.act_batch])
     models = menu.addMenu("&Models")
     models.addAction(w.act_models)
     help_menu = menu.addMenu("&Help")

@@ -12,10 +12,12 @@ import time
 import qtawesome as qta
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
+    QLabel,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -44,12 +46,18 @@ class PipelinePanel(QWidget):
 
     run_requested = Signal(str)         # "identity" | "shading" | "harmonize" | "all"
     cancel_requested = Signal()
+    slider_released = Signal(str)       # the stage the released slider belongs to
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = QComboBox()
         self.engine.addItem("Classic (CPU, no models)", "classic")
         self.engine.addItem("Diffusion (GPU, needs models)", "diffusion")
+        self.quality = QComboBox()
+        self.quality.addItem("Final", "final")
+        self.quality.addItem("Draft (speed LoRA, a few steps)", "draft")
+        self.quality.setToolTip("Diffusion engine: Final runs every step; Draft runs a few steps with the speed "
+                                "LoRA (LCM, Hyper-SD or TCD) for a quick look, recorded as a draft")
 
         self.a_strength = double_slider(0.0, 1.0, 0.0, "Identity weight of A, the reference-like image")
         self.b_strength = double_slider(0.0, 1.0, 1.0, "Identity weight of B, the client-like image")
@@ -81,6 +89,7 @@ class PipelinePanel(QWidget):
         form.addRow("Seam width", self.seam_width)
         general = QFormLayout()
         general.addRow("Engine", self.engine)
+        general.addRow("Quality", self.quality)
         general.addRow("Seed", self.seed)
         general.addRow("Steps", self.steps)
 
@@ -108,6 +117,13 @@ class PipelinePanel(QWidget):
         self.status.setWordWrap(True)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
+        self.preview_mode = QLabel("")
+        self.preview_mode.setObjectName("previewMode")
+        self.preview_mode.setWordWrap(True)
+        self.preview_mode.setStyleSheet("color: #8a8a8a;")
+        self.final_on_release = QCheckBox("Final render when a slider is released")
+        self.final_on_release.setChecked(True)
+        self.final_on_release.setVisible(False)
 
         self.reset_all = QPushButton(qta.icon("mdi6.restore"), "Reset all")
         self.reset_all.setToolTip("Every setting back to its default (double-click one slider to reset only it)")
@@ -119,6 +135,8 @@ class PipelinePanel(QWidget):
         form_layout.addWidget(identity)
         form_layout.addWidget(shading)
         form_layout.addWidget(harmony)
+        form_layout.addWidget(self.preview_mode)
+        form_layout.addWidget(self.final_on_release)
         form_layout.addWidget(self.reset_all)
         form_layout.addStretch(1)
         # The settings scroll on a small screen; the run controls below them stay in view (1280×720 included).
@@ -128,7 +146,8 @@ class PipelinePanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        for path, widget in (("engine", self.engine), ("seed", self.seed), ("steps", self.steps),
+        for path, widget in (("engine", self.engine), ("diffusion.quality", self.quality), ("seed", self.seed),
+                             ("steps", self.steps),
                              ("identity_params.a_strength", self.a_strength),
                              ("identity_params.b_strength", self.b_strength),
                              ("shading.light_cutoff", self.light_cutoff), ("shading.hf_cutoff", self.hf_cutoff),
@@ -136,6 +155,11 @@ class PipelinePanel(QWidget):
                              ("harmonize.strength", self.harmonize_strength),
                              ("harmonize.seam_width", self.seam_width)):
             bind(session, path, widget)
+        for stage, sliders in (("identity", (self.a_strength, self.b_strength)),
+                               ("shading", (self.light_cutoff, self.hf_cutoff, self.light_weight,
+                                            self.detail_weight))):
+            for slider in sliders:
+                slider.sliderReleased.connect(lambda s=stage: self.slider_released.emit(s))
         self._started = 0.0
         self._cancelling = self._running = False
 

@@ -97,6 +97,10 @@ class Session(QObject):
             self._settings[head] = new
             self.request_changed.emit()
 
+    def settings_values(self) -> dict[str, Any]:
+        """Every setting (engine, sizes, sliders, diffusion), as :class:`RunRequest` keyword arguments."""
+        return dict(self._settings)
+
     def default(self, path: str) -> Any:
         head, _, rest = path.partition(".")
         value = default_settings()[head]

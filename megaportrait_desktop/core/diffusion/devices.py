@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ErrorKind, MegaPortraitError, RequestError
+from ..model_settings import SWITCHES
 from .fast import FastOptions
-from .models import SWITCHES
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")

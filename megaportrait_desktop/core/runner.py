@@ -1,0 +1,333 @@
+"""Runners: where a batch's jobs run. One interface, a local implementation here (Ray's in :mod:`.runner_ray`).
+
+A job reaches a runner as a :class:`WorkItem` (a plain run request whose inputs are files the
+worker only reads) and comes back as :class:`WorkEvent` s: started, progress, done (with the run's
+result) or failed (with the kind of failure). A runner never opens the project: the one process
+that submits the work records the results.
+
+:class:`LocalRunner` runs one worker process per GPU (each pinned with ``CUDA_VISIBLE_DEVICES``),
+or on a machine without one, one worker on a thread of the calling process. Work for an identity
+goes preferably to the worker that ran that identity last (its models and LoRA are still loaded).
+A worker process that dies is replaced, and its job comes back as a retryable failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import Cancelled, ErrorKind, classify
+
+#: A job's progress is sent back at most this often (seconds).
+PROGRESS_EVERY_S = 0.25
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One job for a worker.
+
+    Attributes
+    ----------
+    job_id:
+        The submitter's handle (the project's jobs-table row); workers only echo it back.
+    kind:
+        ``"generate"`` (``request`` is a ``RunRequest.to_dict()``) or ``"train"`` (``training``:
+        ``photos``, ``params`` and the ``work`` folder for the identity LoRA).
+    affinity:
+        What warm state the job wants (an identity): it goes to the worker that last ran it, if free.
+    key:
+        The job's content key: identical requests have the same one.
+    """
+
+    job_id: int
+    kind: str
+    affinity: str
+    key: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+    until: str | None = None
+    training: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class WorkEvent:
+    """What a worker reports: ``started``, ``progress``, ``done`` (``result``), ``failed`` or ``cancelled``."""
+
+    job_id: int
+    event: str
+    worker: str
+    fraction: float = 0.0
+    message: str = ""
+    result: Any = None
+    error_kind: str | None = None
+    error: str | None = None
+    #: A crash, a dead worker or memory: worth one more try. A bad input fails the same way again.
+    retryable: bool = False
+
+
+class Runner(Protocol):
+    """Submit, status, cancel, results."""
+
+    def workers(self) -> list[str]: ...
+
+    def submit(self, item: WorkItem) -> None: ...
+
+    def pending(self) -> int:
+        """Jobs submitted and not finished (queued in the runner or running)."""
+        ...
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job (queued or running), or every one."""
+        ...
+
+    def events(self, timeout: float = 0.1) -> list[WorkEvent]:
+        """What happened since the last call (waits up to ``timeout`` for the first event)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def execute(item: WorkItem, worker: str, report, cancel_event, cache: dict) -> WorkEvent:
+    """Run one work item where it is (any worker, any process): the event that ends it.
+
+    ``report(fraction, message)`` sends progress; ``cache`` keeps a worker's diffusion engine (its loaded
+    models and the last LoRA) from one job to the next.
+    """
+    from .progress import CancelToken, Reporter
+
+    token = CancelToken(cancel_event)
+    last = [0.0]
+
+    def on_progress(p) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            report(p.fraction, p.message or p.stage)
+
+    try:
+        token.check()
+        if item.kind == "train":
+            from .diffusion.training import TrainingParams
+
+            t = item.training or {}
+            engine = _diffusion(cache)
+            trained = engine.train_identity(t["photos"], t["work"], TrainingParams(**t["params"]),
+                                            Reporter(on_progress, token))
+            result: Any = str(trained.lora_path)
+        else:
+            from .pipeline import run
+            from .request import RunRequest
+
+            request = RunRequest.from_dict(item.request)
+            engine = _diffusion(cache) if request.engine == "diffusion" else None
+            result = run(request, on_progress=on_progress, cancel=token, until=item.until, diffusion=engine)
+        token.check()  # cancelled at the last moment: nothing is reported done
+        return WorkEvent(item.job_id, "done", worker, 1.0, result=result)
+    except Cancelled:
+        return WorkEvent(item.job_id, "cancelled", worker)
+    except Exception as exc:  # noqa: BLE001 - a worker reports every failure and goes on with the next job
+        kind = classify(exc)
+        message = str(exc) or type(exc).__name__
+        if kind is ErrorKind.INTERNAL:
+            message = f"{type(exc).__name__}: {message}"
+        return WorkEvent(item.job_id, "failed", worker, error_kind=str(kind), error=message,
+                         retryable=kind in (ErrorKind.MEMORY, ErrorKind.INTERNAL))
+
+
+def _diffusion(cache: dict):
+    if "diffusion" not in cache:
+        from .pipeline import diffusion_engine
+
+        cache["diffusion"] = diffusion_engine()
+    return cache["diffusion"]
+
+
+def _serve(name: str, device: str | None, tasks, events, cancel_event) -> None:
+    """A worker's loop (in its own process, or on a thread): take items until ``None``."""
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device  # before anything imports torch in this process
+    cache: dict = {}
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        cancel_event.clear()
+        events.put(WorkEvent(item.job_id, "started", name))
+        ended = execute(item, name, lambda f, m, i=item: events.put(WorkEvent(i.job_id, "progress", name, f, m)),
+                        cancel_event, cache)
+        events.put(ended)
+
+
+@dataclass
+class _Worker:
+    name: str
+    device: str | None
+    tasks: Any
+    cancel: Any
+    process: Any = None
+    thread: threading.Thread | None = None
+    item: WorkItem | None = None
+    affinity: str = ""
+
+    @property
+    def alive(self) -> bool:
+        if self.process is not None:
+            return self.process.is_alive()
+        return self.thread is not None and self.thread.is_alive()
+
+
+class LocalRunner:
+    """This computer: a worker process per GPU, worker processes on request, else one in-process worker.
+
+    Parameters
+    ----------
+    devices:
+        GPU indices (``["0", "1"]``): one worker process each, pinned to its GPU.
+    processes:
+        Without devices: this many CPU worker processes (``0``: one worker thread in this process).
+    """
+
+    def __init__(self, devices: list[str] | None = None, processes: int = 0) -> None:
+        self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited Qt or CUDA
+        self._in_process = not devices and processes <= 0
+        self._events: Any = queue.Queue() if self._in_process else self._context.Queue()
+        self._pending: deque[WorkItem] = deque()
+        self._lock = threading.Lock()
+        self._names = itertools.count(1)
+        slots = list(devices) if devices else [None] * max(1, processes)
+        self._workers = [self._start(device) for device in slots]
+
+    @classmethod
+    def for_this_computer(cls) -> LocalRunner:
+        """A worker process per CUDA GPU; one in-process worker on a machine without one."""
+        return cls(devices=cuda_devices())
+
+    # ------------------------------------------------------------------ Runner
+
+    def workers(self) -> list[str]:
+        return [w.name for w in self._workers]
+
+    def submit(self, item: WorkItem) -> None:
+        with self._lock:
+            self._pending.append(item)
+        self._dispatch()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending) + sum(w.item is not None for w in self._workers)
+
+    def cancel(self, job_id: int | None = None) -> None:
+        cancelled = []
+        with self._lock:
+            for item in list(self._pending):
+                if job_id is None or item.job_id == job_id:
+                    self._pending.remove(item)
+                    cancelled.append(item)
+            for worker in self._workers:
+                if worker.item is not None and (job_id is None or worker.item.job_id == job_id):
+                    worker.cancel.set()
+        for item in cancelled:
+            self._events.put(WorkEvent(item.job_id, "cancelled", ""))
+
+    def events(self, timeout: float = 0.1) -> list[WorkEvent]:
+        out = []
+        try:
+            out.append(self._events.get(timeout=timeout))
+            while True:
+                out.append(self._events.get_nowait())
+        except queue.Empty:
+            pass
+        for event in out:
+            if event.event in ("done", "failed", "cancelled"):
+                self._free(event.job_id)
+        out += self._replace_dead_workers()
+        self._dispatch()
+        return out
+
+    def close(self) -> None:
+        self.cancel()
+        for worker in self._workers:
+            worker.tasks.put(None)
+        for worker in self._workers:
+            if worker.process is not None:
+                worker.process.join(10)
+                if worker.process.is_alive():
+                    worker.process.kill()
+            elif worker.thread is not None:
+                worker.thread.join(10)
+
+    # ------------------------------------------------------------------ workers
+
+    def worker_pids(self) -> dict[str, int]:
+        """Each worker process's id (tests kill one to see it replaced)."""
+        return {w.name: w.process.pid for w in self._workers if w.process is not None}
+
+    def _start(self, device: str | None) -> _Worker:
+        number = next(self._names)
+        name = f"gpu{device}·{number}" if device is not None else f"cpu·{number}"
+        if self._in_process:
+            worker = _Worker(name, device, queue.Queue(), threading.Event())
+            worker.thread = threading.Thread(target=_serve, args=(name, None, worker.tasks, self._events,
+                                                                  worker.cancel), name=name, daemon=True)
+            worker.thread.start()
+            return worker
+        worker = _Worker(name, device, self._context.Queue(), self._context.Event())
+        worker.process = self._context.Process(target=_serve, args=(name, device, worker.tasks, self._events,
+                                                                    worker.cancel), name=name, daemon=True)
+        worker.process.start()
+        return worker
+
+    def _free(self, job_id: int) -> None:
+        with self._lock:
+            for worker in self._workers:
+                if worker.item is not None and worker.item.job_id == job_id:
+                    worker.affinity = worker.item.affinity
+                    worker.item = None
+
+    def _replace_dead_workers(self) -> list[WorkEvent]:
+        lost = []
+        with self._lock:
+            for index, worker in enumerate(self._workers):
+                if worker.alive:
+                    continue
+                if worker.item is not None:
+                    lost.append(WorkEvent(worker.item.job_id, "failed", worker.name, error_kind="worker",
+                                          error=f"The worker {worker.name} stopped (exit code "
+                                                f"{getattr(worker.process, 'exitcode', None)}) while running "
+                                                "this job.", retryable=True))
+                self._workers[index] = self._start(worker.device)
+        return lost
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            for worker in [w for w in self._workers if w.item is None and w.alive]:
+                if not self._pending:
+                    return
+                # A job for the identity this worker holds; else one no busy worker holds; else the first.
+                item = next((p for p in self._pending if p.affinity == worker.affinity), None)
+                if item is None:
+                    held = {w.affinity for w in self._workers if w is not worker and w.affinity}
+                    item = next((p for p in self._pending if p.affinity not in held), self._pending[0])
+                self._pending.remove(item)
+                worker.item = item
+                worker.tasks.put(item)
+
+
+def cuda_devices() -> list[str]:
+    """The CUDA GPUs this process may use, as indices (empty without PyTorch or a GPU)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        count = 0
+    if visible is not None and visible.strip():
+        return [d.strip() for d in visible.split(",")][:count] if count else []
+    return [str(i) for i in range(count)]
