@@ -28,7 +28,7 @@ class JobRunner(QObject):
     def __init__(self, worker: GpuWorker, scenes=None) -> None:
         super().__init__()
         self.worker = worker
-        #: The scene cache runs share with the live preview (``core.pipeline.SceneCache``).
+        #: The scene cache runs share with the live preview (``core.inputs.SceneCache``).
         self.scenes = scenes
         self.project: Project | None = None
         self.training: dict[int, int] = {}      # worker job id → identity id
