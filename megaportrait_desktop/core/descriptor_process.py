@@ -13,6 +13,7 @@ subprocess, so nothing of the app is imported or run again in it.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import subprocess
 import sys
@@ -59,7 +60,8 @@ class DescriptorProcess:
 
     def close(self) -> None:
         if self._process.stdin is not None:
-            self._process.stdin.close()
+            with contextlib.suppress(OSError):  # a helper that has died already: nothing to tell it
+                self._process.stdin.close()
         try:
             self._process.wait(2)
         except subprocess.TimeoutExpired:
