@@ -44,7 +44,7 @@ class ClassicEngine:
         local = scene.face.landmarks.copy()
         local[:, 0] -= x0 + bx0
         local[:, 1] -= y0 + by0
-        skin = classic.skin_mask(local, mask.shape[:2], margin=margin) & (mask > 0.5)
+        skin = classic.skin_mask(local, (by1 - by0, bx1 - bx0), margin=margin) & (mask > 0.5)
         reporter("harmonize", 1, 2, "Matching colour and blending the seam")
         # One long OpenCV call (the Poisson solve) inside: run so that a cancel need not wait for it.
         out, region = run_cancellable(reporter.cancel, classic.harmonize, pasted.roi_float[by0:by1, bx0:bx1],
