@@ -13,6 +13,7 @@ subprocess, so nothing of the app is imported or run again in it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import struct
 import subprocess
@@ -41,6 +42,7 @@ class DescriptorProcess:
         self._process = subprocess.Popen([*command, str(model_path)], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._lock = threading.Lock()
+        atexit.register(self.close)  # the helper ends with the app, its pipes closed
 
     def compute(self, chip: np.ndarray) -> np.ndarray:
         """The 128-d descriptor of an aligned ``(150, 150, 3)`` uint8 face chip."""
@@ -66,6 +68,9 @@ class DescriptorProcess:
             self._process.wait(2)
         except subprocess.TimeoutExpired:
             self._process.kill()
+            self._process.wait(2)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
 
 def _read(stream: BinaryIO, size: int) -> bytes:
