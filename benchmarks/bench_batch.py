@@ -138,7 +138,7 @@ def run_batch(root: Path, sets, refs, settings: dict, workers: int, classic: boo
             identity_ids.append(identity)
         reference_ids = [r.item_id for r in import_references(project, refs)]
         new = create_batch(project, identity_ids, reference_ids, settings)
-        gpus = shape == "sd15"
+        gpus = shape == "sd15" and not classic
         runner = LocalRunner(devices=[str(i) for i in range(workers)]) if gpus else LocalRunner(processes=workers)
         done_at: list[float] = []
         by_worker: dict[str, int] = {}
@@ -152,7 +152,8 @@ def run_batch(root: Path, sets, refs, settings: dict, workers: int, classic: boo
 
         start = time.perf_counter()
         with GpuSampler() as gpu:
-            summary = BatchRun(project, runner, on_update).run()
+            driver = BatchRun(project, runner, on_update)
+            summary = driver.run()
         wall = time.perf_counter() - start
         runner.close()
         steady = (len(done_at) - 1) / (done_at[-1] - done_at[0]) * 3600 if len(done_at) > 1 else float("nan")
@@ -160,11 +161,14 @@ def run_batch(root: Path, sets, refs, settings: dict, workers: int, classic: boo
                   "wall_seconds": wall, "first_output_seconds": done_at[0] - start if done_at else None,
                   "portraits_per_hour_wall": summary.done / wall * 3600, "portraits_per_hour_steady": steady,
                   "per_worker": by_worker, "gpu_utilisation": gpu.mean(workers, skip=0.3) if gpu.samples else None,
-                  "outputs": queue.summary(project, new.batch_id).done}
+                  "outputs": queue.summary(project, new.batch_id).done,
+                  "record_seconds_median": float(np.median(driver.record_seconds)) if driver.record_seconds else None,
+                  "job_seconds_median": float(np.median(driver.durations)) if driver.durations else None}
     print(f"{workers} {'worker' if classic else 'GPU'}(s): {summary.done}/{new.jobs} portraits in {wall:.1f} s "
           f"(first after {result['first_output_seconds']:.1f} s); steady {steady:.0f} portraits/hour, "
           f"{result['portraits_per_hour_wall']:.0f}/hour over the whole wall time; per worker {by_worker}; "
-          f"GPU utilisation {result['gpu_utilisation']}", flush=True)
+          f"GPU utilisation {result['gpu_utilisation']}; a job {result['job_seconds_median']:.2f} s from start to "
+          f"result (median), recording a result {result['record_seconds_median']:.2f} s", flush=True)
     return result
 
 

@@ -2,8 +2,10 @@
 
 While a slider moves, requests arrive far faster than a render takes. The worker keeps one slot: a
 request that arrives while another renders replaces any request still waiting, so the render that
-follows is always of the newest settings, and a finished render is reported only if no newer request
-came in meanwhile. The app's preview (``ui.preview``) and the benchmark drive this same class.
+follows is always of the newest settings. Every finished render is reported, newer than the one before
+it: holding back a render because the slider has moved on since would leave the picture frozen for as
+long as the hand keeps moving. Only a render asked for before the preview was cleared (``submit(None)``)
+is dropped. The app's preview (``ui.preview``) and the benchmark drive this same class.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class LatestOnlyWorker:
         self._wake = threading.Condition()
         self._latest: tuple[int, RunRequest, float] | None = None
         self._generation = 0
+        self._cleared = 0  # the generation of the last submit(None)
         self._stopped = False
         #: Requests replaced before they were rendered (for tests and the benchmark).
         self.dropped = 0
@@ -42,7 +45,7 @@ class LatestOnlyWorker:
 
     @property
     def generation(self) -> int:
-        """The newest request's number; a result of an older one is never reported."""
+        """The newest request's number; a result whose generation is lower is of settings since changed."""
         return self._generation
 
     def submit(self, request: RunRequest | None) -> int:
@@ -52,6 +55,8 @@ class LatestOnlyWorker:
             if self._latest is not None:
                 self.dropped += 1
             self._latest = None if request is None else (self._generation, request, time.perf_counter())
+            if request is None:
+                self._cleared = self._generation
             self._wake.notify()
             return self._generation
 
@@ -80,7 +85,7 @@ class LatestOnlyWorker:
                 log.exception("live preview failed")
                 self._on_failed(generation, f"The preview failed: {exc}")
                 continue
-            if generation == self._generation:  # no newer request came in while this one rendered
+            if generation > self._cleared:
                 self._on_ready(generation, images, time.perf_counter() - asked)
 
 

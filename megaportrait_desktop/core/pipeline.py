@@ -13,7 +13,7 @@ import json
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,7 @@ from .imaging import Picture, from_float, save_image, to_float, to_uint8
 from .inputs import SceneCache, load_reference, load_scene, load_sources, read_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
-from .stages import STAGES, Stage, Stop
+from .stages import STAGES, Stage, Stop, stages_to_keep
 
 if TYPE_CHECKING:
     from .diffusion.engine import DiffusionEngine
@@ -78,6 +78,18 @@ class RunResult:
     #: ``(x0, y0, x1, y1)``: the full-resolution stages (``pasted``, ``final``) differ from the reference only
     #: inside this box (the paste region with its seam band), so a project stores ``pasted`` as this crop.
     roi: tuple[int, int, int, int] | None = None
+    #: The stages other than the final as PNG files, when the worker that ran it encoded them
+    #: (:func:`with_stage_files`), so the one process that writes the project does not have to.
+    stage_files: dict[str, bytes] = field(default_factory=dict)
+
+
+def with_stage_files(result: RunResult) -> RunResult:
+    """``result`` with its stages encoded as the project stores them (all but the final; ``pasted`` as
+    its crop, see :func:`.stages.stages_to_keep`)."""
+    from .imaging import png_bytes
+
+    kept, _ = stages_to_keep(result.stages, result.roi)
+    return replace(result, stage_files={name: png_bytes(image) for name, image in kept.items()})
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from ..core.errors import os_error_message
-from ..core.imaging import to_uint8
-from ..core.png_writer import encode_png
+from ..core.imaging import png_bytes, to_uint8
+from ..core.stages import stages_to_keep
 from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, read_schema_version, use_rollback_journal
 from .errors import ProjectError, UnsafePathError, disk_problem, sqlite_error, storage_error
 from .files import FileStore, StoredFile
@@ -493,7 +493,7 @@ class Project:
         if mask.shape[:2] != (ref.height, ref.width):
             raise ProjectError(f"The mask is {mask.shape[1]}×{mask.shape[0]} but the reference is "
                                f"{ref.width}×{ref.height}.")
-        data = _png_bytes(to_uint8(mask))
+        data = png_bytes(to_uint8(mask))
         with self.files.lock:
             stored = self.store(data, ".png", "mask")
             with self.db.write() as tx:
@@ -522,6 +522,7 @@ class Project:
                       identity_score: float | None = None, timings: dict | None = None,
                       tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None,
                       identity_report: dict | None = None, batch_id: int | None = None,
+                      stage_files: dict[str, bytes] | None = None,
                       stage_offsets: dict[str, tuple[int, int]] | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
 
@@ -531,12 +532,14 @@ class Project:
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
         ``identity_report`` is an ``IdentityReport.to_json()``; its verdict is kept in its own column.
+        ``stage_files``: the stages already encoded as PNG (by the worker that ran it), in place of ``stages``.
         ``stage_offsets``: stages given as crops of the output, by where their top-left pixel lies in it
         (see :func:`.history.stage_pixels`).
         """
-        final_data = final_file if final_file is not None else _png_bytes(final)
+        final_data = final_file if final_file is not None else png_bytes(final)
         thumb_data = _thumbnail_bytes(final)
-        stage_data = {name: _png_bytes(image) for name, image in (stages or {}).items()}
+        stage_data = stage_files if stage_files is not None else {
+            name: png_bytes(image) for name, image in (stages or {}).items()}
         offsets = {name: (int(x), int(y)) for name, (x, y) in (stage_offsets or {}).items()}
         with self.files.lock:  # from storing the files to committing their rows: repair never sees them as orphans
             final_stored = self.store(final_data, final_suffix, "output")
@@ -583,18 +586,15 @@ class Project:
         encoded = encode_image(result.final, "TIFF" if deep else "PNG",
                                text={"megaportrait:request": json.dumps(request, sort_keys=True)},
                                on_band=lambda done, rows: report(0.8 * done / rows))
-        # The final stage is the final itself; the other stages are kept for the stage switcher.
-        kept = {k: v for k, v in result.stages.items() if k != "final"} if stages else None
-        offsets = {}
-        roi = getattr(result, "roi", None)
-        if kept and roi is not None and "pasted" in kept:
-            x0, y0, x1, y1 = roi
-            kept["pasted"] = kept["pasted"][y0:y1, x0:x1]
-            offsets["pasted"] = (x0, y0)
+        # The final stage is the final itself; the other stages are kept for the stage switcher, the
+        # full-resolution one as its crop (encoded already where a batch worker ran it: the same crop).
+        kept, offsets = stages_to_keep(result.stages, getattr(result, "roi", None)) if stages else (None, {})
+        encoded_stages = (getattr(result, "stage_files", None) or None) if stages else {}
         report(0.85)
         return self.record_output(
             request=request, engine=result.request.engine, final=result.final.rgb8(),
-            final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
+            final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, stage_files=encoded_stages,
+            identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
             timings=result.timings, job_id=job_id, identity_report=_report_json(result), batch_id=batch_id,
             stage_offsets=offsets)
@@ -791,10 +791,6 @@ def _clean_name(name: str, what: str) -> str:
 def _must_exist(changed: int, what: str, item_id: int) -> None:
     if not changed:
         raise ProjectError(f"{what} {item_id} does not exist in this project.")
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-    return encode_png(to_uint8(np.asarray(image)))
 
 
 def _thumbnail_bytes(image: np.ndarray) -> bytes:

@@ -20,6 +20,7 @@ class LiveActions(QObject):
         self.preview = LivePreview(lambda: diffusion_engine(worker.cache), worker.gpu_lock, allow_cpu_draft,
                                    scenes=getattr(window, "scenes", None))
         self.mode = ""
+        self.shown = 0  # the generation of the images on screen
         # At most one request every 40 ms while a slider moves; the preview renders only the newest.
         window.session.request_changed.connect(qthrottled(self._on_session_request_changed, timeout=40,
                                                           leading=True))
@@ -33,7 +34,10 @@ class LiveActions(QObject):
         self.preview.submit(w.session.request if w.project is not None else None)
 
     def _on_preview_ready(self, generation: int, stages: dict) -> None:
-        if generation == self.preview.generation:
+        # Renders finish in the order they were asked for, so each is newer than the one shown: show it even
+        # while the slider has moved on (the next render is already of the newest value).
+        if generation > self.shown:
+            self.shown = generation
             self.window.stage_view.update_images(stages)
 
     def _on_preview_mode_changed(self, mode: str) -> None:
