@@ -20,6 +20,11 @@ def _quiet_native_logs() -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--descriptor-server"]:  # the app's identity-score helper, in an installed build
+        from megaportrait_desktop.core.descriptor_process import serve
+
+        serve(sys.argv[2], sys.stdin.buffer, sys.stdout.buffer)
+        return 0
     _quiet_native_logs()
     from megaportrait_desktop.cli import main as cli_main
     from megaportrait_desktop.cli import route_native_logs

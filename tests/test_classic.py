@@ -69,7 +69,7 @@ def test_progress_stages_and_cancel(demo_request) -> None:
     seen = []
     run(demo_request, on_progress=lambda p: seen.append(p.stage))
     assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == \
-        ["load", "identity", "shading", "paste", "harmonize"]
+        ["load", "identity", "shading", "paste", "harmonize", "score"]  # scoring is a step the user waits for
 
     token = CancelToken()
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .descriptor_process import DescriptorProcess
 from .errors import ModelMissingError
 from .face import Face
 
@@ -108,6 +109,8 @@ class DlibBackend:
         self._recogniser = dlib.face_recognition_model_v1(str(paths[RECOGNITION_MODEL]))
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        #: The ResNet in a helper process (see :func:`use_descriptor_process`); ``None``: in this process.
+        self.remote: DescriptorProcess | None = None
 
     def five_points(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """dlib's 5 landmarks (``(5, 2)`` float: the eye corners and the base of the nose)."""
@@ -132,11 +135,19 @@ class DlibBackend:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached.copy()
-            descriptor = np.asarray(self._recogniser.compute_face_descriptor(chip), np.float32)
+            descriptor = self._descriptor(chip)
             self._cache[key] = descriptor
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return descriptor.copy()
+
+    def _descriptor(self, chip: np.ndarray) -> np.ndarray:
+        if self.remote is not None:
+            try:
+                return self.remote.compute(chip)
+            except OSError:
+                self.remote = None  # the helper is gone: carry on in this process
+        return np.asarray(self._recogniser.compute_face_descriptor(chip), np.float32)
 
     def _rectangle(self, face: Face):
         return self._dlib.rectangle(*dlib_box(face))
@@ -156,4 +167,27 @@ def load_dlib_backend() -> DlibBackend:
     with _backend_lock:
         if _backend is None:
             _backend = DlibBackend()
+            _backend.remote = _process
         return _backend
+
+
+_process: DescriptorProcess | None = None
+
+
+def use_descriptor_process() -> None:
+    """From now on the shared backend runs dlib's ResNet in a helper process, started now (it loads the
+    model while the app starts; nothing heavy happens on the calling thread).
+
+    For the app: dlib holds the GIL through each descriptor (80 ms or more), which would freeze its
+    window once per run. Commands and tests, with no window to keep answering, compute in-process.
+    """
+    global _process
+    with _backend_lock:
+        if _process is not None:
+            return
+        try:
+            _process = DescriptorProcess(model_paths()[RECOGNITION_MODEL])
+        except ModelMissingError:
+            return  # no scorer installed: nothing to start; the app says so where a score is asked for
+        if _backend is not None:
+            _backend.remote = _process

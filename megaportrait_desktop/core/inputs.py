@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +50,18 @@ def load_sources(paths: tuple[str, ...], reporter: Reporter) -> tuple[list[Sourc
 
 def load_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     """A user-edited mask PNG (grey or alpha) at the reference's size, as float32 ``[0, 1]``."""
+    return to_float(read_user_mask(path, shape))
+
+
+def read_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`load_user_mask` as the file holds it (``uint8`` or ``uint16``): convert only the part you need
+    (a 24-megapixel mask is 96 MB as float32)."""
     picture = load_image(path)
     grey = picture.alpha if picture.alpha is not None else picture.pixels[:, :, 0]
     if grey.shape != tuple(shape):
         raise ImageError(f"{Path(path).name}: the mask is {grey.shape[1]}×{grey.shape[0]} but the reference is "
                          f"{shape[1]}×{shape[0]}; reset the mask to the automatic one.")
-    return to_float(grey)
+    return grey
 
 
 def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
@@ -61,5 +69,40 @@ def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None 
     reporter("load", 0, len(request.identity) + 1, "Reading the reference")
     picture, _, face = load_reference(request.reference, request.face_index)
     sources, warnings = load_sources(request.identity, reporter)
-    crop = crop_face(to_float(picture.pixels), face.landmarks, request.crop_size)
+    crop = crop_face(picture.pixels, face.landmarks, request.crop_size, convert=to_float)  # float: the face only
     return Scene(request, picture, face, crop, sources, models_dir), warnings
+
+
+#: The request's fields a scene is made of (its inputs and the crop).
+SCENE_FIELDS = ("identity", "reference", "face_index", "crop_size")
+
+
+class SceneCache:
+    """The last scene loaded, for the app's live preview and its runs to share (thread-safe).
+
+    Reading a 24-megapixel reference and finding its face takes about half a second; the preview has
+    done it by the time the user clicks Run. The files a project's requests name never change (they are
+    stored by content), so the request's fields say which scene it is. A scene is only read, never
+    changed, by the pipeline and both engines.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._scene: Scene | None = None
+        self._warnings: tuple[str, ...] = ()
+
+    def load(self, request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
+        """:func:`load_scene` for ``request``, or the scene already loaded for the same inputs."""
+        key = (*(getattr(request, f) for f in SCENE_FIELDS), models_dir)
+        with self._lock:
+            if key == self._key and self._scene is not None:
+                return dataclasses.replace(self._scene, request=request), list(self._warnings)
+        scene, warnings = load_scene(request, reporter, models_dir)
+        with self._lock:
+            self._key, self._scene, self._warnings = key, scene, tuple(warnings)
+        return scene, warnings
+
+    def clear(self) -> None:
+        with self._lock:
+            self._key, self._scene, self._warnings = None, None, ()

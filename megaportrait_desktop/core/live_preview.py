@@ -98,8 +98,10 @@ class ClassicPreview:
     """A, B, light map, HF-map and shaded crop (uint8) exactly as a classic run makes them: the same engine
     calls, with the scene and the pair kept between calls that do not change them."""
 
-    def __init__(self) -> None:
+    def __init__(self, scenes: Any = None) -> None:
         self._cache: dict[str, Any] = {}
+        #: A :class:`.inputs.SceneCache` shared with the app's runs (the reference read once for both).
+        self._scenes = scenes
 
     def __call__(self, request: RunRequest) -> dict[str, Any]:
         import dataclasses
@@ -125,7 +127,8 @@ class ClassicPreview:
         key = tuple(getattr(request, f) for f in SCENE_FIELDS)
         if self._cache.get("scene_key") != key:
             self._cache.clear()
-            self._cache["scene"], _ = load_scene(request, _quiet())
+            self._cache["scene"], _ = self._scenes.load(request, _quiet()) if self._scenes else \
+                load_scene(request, _quiet())
             self._cache["scene_key"] = key
         return dataclasses.replace(self._cache["scene"], request=request)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,23 +21,23 @@ import cv2
 import numpy as np
 
 from . import classic
-from .align import FaceCrop
+from .align import FaceCrop, warp_into_crop
 from .classic_engine import ClassicEngine
 from .engine import Engine, Pasted, Scene
 from .errors import FaceError, RequestError
 from .face import Face
 from .identity_report import IdentityReport, assess_run
 from .imaging import Picture, from_float, save_image, to_float, to_uint8
-from .inputs import load_reference, load_scene, load_sources, load_user_mask
+from .inputs import SceneCache, load_reference, load_scene, load_sources, read_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
-from .stages import STAGES, Stage, Stop
+from .stages import STAGES, Stage, Stop, stages_to_keep
 
 if TYPE_CHECKING:
     from .diffusion.engine import DiffusionEngine
 
-__all__ = ["STAGES", "STOPS", "RunResult", "diffusion_engine", "engine_for", "load_reference", "load_sources",
-           "run", "save_result"]
+__all__ = ["STAGES", "STOPS", "RunResult", "SceneCache", "diffusion_engine", "engine_for", "load_reference",
+           "load_sources", "run", "save_result"]
 
 #: Where a run may stop early (``until``), for the app's per-stage buttons; ``None`` runs everything.
 STOPS = tuple(Stop)
@@ -73,28 +75,34 @@ class RunResult:
     models: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
     identity_report: IdentityReport | None = None
+    #: ``(x0, y0, x1, y1)``: the full-resolution stages (``pasted``, ``final``) differ from the reference only
+    #: inside this box (the paste region with its seam band), so a project stores ``pasted`` as this crop.
+    roi: tuple[int, int, int, int] | None = None
     #: The stages other than the final as PNG files, when the worker that ran it encoded them
     #: (:func:`with_stage_files`), so the one process that writes the project does not have to.
     stage_files: dict[str, bytes] = field(default_factory=dict)
 
 
 def with_stage_files(result: RunResult) -> RunResult:
-    """``result`` with its stages (all but the final) encoded as the project stores them."""
+    """``result`` with its stages encoded as the project stores them (all but the final; ``pasted`` as
+    its crop, see :func:`.stages.stages_to_keep`)."""
     from .imaging import png_bytes
 
-    return replace(result, stage_files={name: png_bytes(image) for name, image in result.stages.items()
-                                        if name != "final"})
+    kept, _ = stages_to_keep(result.stages, result.roi)
+    return replace(result, stage_files={name: png_bytes(image) for name, image in kept.items()})
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, models_dir: Path | None = None, until: str | None = None, *,
-        diffusion: DiffusionEngine | None = None, engine: Engine | None = None) -> RunResult:
+        diffusion: DiffusionEngine | None = None, engine: Engine | None = None,
+        scenes: SceneCache | None = None) -> RunResult:
     """Run the pipeline for ``request`` with the engine it names, to the end or ``until`` a stage
     (``"identity"``: the pair; ``"shading"``: up to the pasted face; ``"harmonize"``: all).
 
     ``diffusion`` is the engine that keeps diffusion models loaded between runs (the app's worker
     holds one); without it a fresh one reads the model settings and loads them. ``engine`` replaces
-    the one the request names (tests, benchmarks).
+    the one the request names (tests, benchmarks). ``scenes`` keeps the last scene loaded (the app shares
+    one with its live preview, which has read the reference by the time Run is clicked).
 
     Raises
     ------
@@ -109,7 +117,8 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
     clock = StageClock()
     timings, lap = clock.timings, clock.lap
 
-    scene, warnings = load_scene(request, reporter, models_dir)
+    scene, warnings = scenes.load(request, reporter, models_dir) if scenes else load_scene(request, reporter,
+                                                                                          models_dir)
     request, notes = engine.prepare(scene, reporter)  # the request as run: its models named and pinned
     scene = dataclasses.replace(scene, request=request)
     warnings += notes
@@ -136,7 +145,7 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
                    Stage.SHADED: to_uint8(shading.shaded), Stage.MASK: to_uint8(np.clip(mask_crop, 0, 1)),
                    Stage.PASTED: to_uint8(pasted.pixels)})
     if stop is Stop.SHADING:
-        return _partial(request, stages, pair.source_index, scene.face, timings, warnings, engine)
+        return _partial(request, stages, pair.source_index, scene.face, timings, warnings, engine, roi)
 
     harmonized = engine.harmonize(scene, pasted, seam_px, reporter)
     x0, y0, x1, y1 = roi
@@ -146,7 +155,7 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
     region = np.zeros(final_pixels.shape[:2], bool)
     region[y0:y1, x0:x1] = harmonized.region | (mask > 0)
     lap("harmonize")
-    reporter("harmonize", 1, 1, "Done")
+    reporter("score", 0, 1, "Measuring whose face it is")
 
     final = scene.picture.with_pixels(final_pixels)
     stages[Stage.FINAL] = to_uint8(final_pixels)
@@ -154,7 +163,7 @@ def run(request: RunRequest, on_progress: ProgressCallback | None = None,
                         models_dir)
     lap("score")
     return RunResult(request=request, final=final, stages=stages, region=region, source_index=pair.source_index,
-                     face_box=scene.face.box, timings=timings,
+                     face_box=scene.face.box, timings=timings, roi=roi,
                      identity_score=None if report is None else report.score,
                      score_backend=None if report is None else report.backend,
                      warnings=tuple(warnings) + (report.warnings if report else ()), models=engine.models_used(),
@@ -205,9 +214,10 @@ def _stop(until: str | None) -> Stop | None:
 
 
 def _partial(request: RunRequest, stages: dict[str, np.ndarray], source_index: int, face: Face,
-             timings: dict[str, float], warnings: list[str], engine: Engine) -> RunResult:
+             timings: dict[str, float], warnings: list[str], engine: Engine,
+             roi: tuple[int, int, int, int] | None = None) -> RunResult:
     return RunResult(request=request, final=None, stages=stages, region=None, source_index=source_index,
-                     face_box=face.box, timings=timings, warnings=tuple(warnings), models=engine.models_used())
+                     face_box=face.box, timings=timings, warnings=tuple(warnings), models=engine.models_used(), roi=roi)
 
 
 def paste_mask(request: RunRequest, shape: tuple[int, int], crop: FaceCrop, seam_px: float,
@@ -218,10 +228,10 @@ def paste_mask(request: RunRequest, shape: tuple[int, int], crop: FaceCrop, seam
     automatic mask in crop space. The region is padded by the seam band so harmonisation fits in it.
     """
     if request.mask:
-        full = load_user_mask(request.mask, shape)
+        full = read_user_mask(request.mask, shape)  # as stored: only the parts used become float
         roi = _roi_of(full > 0, seam_px, full.shape)
-        mask = full[roi[1]:roi[3], roi[0]:roi[2]]
-        mask_crop = cv2.warpAffine(full, crop.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
+        mask = to_float(full[roi[1]:roi[3], roi[0]:roi[2]])
+        mask_crop = warp_into_crop(full, crop.matrix, crop.size, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT, to_float)
     else:
         mask_crop = auto_mask()
         roi = _expand(crop.full_roi(), seam_px, shape)
@@ -238,10 +248,10 @@ def _expand(roi: tuple[int, int, int, int], pad: float, shape: tuple[int, ...]) 
 
 
 def _roi_of(inside: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(inside)
-    if len(ys) == 0:
+    x, y, w, h = cv2.boundingRect(inside.view(np.uint8))  # the box of the True pixels, fast on 24 MP
+    if w == 0 or h == 0:
         raise FaceError("The mask is empty: paint the face area or reset the mask to the automatic one.")
-    return _expand((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), pad, shape)
+    return _expand((x, y, x + w, y + h), pad, shape)
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -260,9 +270,16 @@ def save_result(result: RunResult, out: str | Path, stages: bool = True) -> Path
     text = {"megaportrait:request": result.request.to_json()}
     if result.models:
         text["megaportrait:models"] = json.dumps(result.models, sort_keys=True)
-    save_image(out, result.final, text=text)
-    if stages:
-        folder = out.parent / f"{out.stem}_stages"
-        for name in STAGES:
-            save_image(folder / f"{name}.png", result.stages[name])
+    folder = out.parent / f"{out.stem}_stages"
+    same = out.suffix.lower() == ".png" and result.final.alpha is None  # the final stage is final.png's pixels
+    # The encoders let other threads run: the final and the big stage images are written side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        saving = [pool.submit(save_image, out, result.final, text=text)]
+        if stages:
+            saving += [pool.submit(save_image, folder / f"{name}.png", result.stages[name])
+                       for name in STAGES if not (same and name == Stage.FINAL)]
+        for future in saving:
+            future.result()
+    if stages and same:
+        shutil.copyfile(out, folder / f"{Stage.FINAL}.png")
     return out

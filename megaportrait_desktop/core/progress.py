@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .errors import Cancelled
 
@@ -61,6 +62,39 @@ class Reporter:
         self.cancel.check()
         if self._on_progress is not None:
             self._on_progress(Progress(stage, step, total, message, preview))
+
+
+T = TypeVar("T")
+
+#: How often :func:`run_cancellable` looks at the cancel token.
+POLL_S = 0.05
+
+
+def run_cancellable(cancel: CancelToken, fn: Callable[..., T], *args, **kwargs) -> T:
+    """``fn(*args, **kwargs)`` on a helper thread, while this one checks ``cancel`` every :data:`POLL_S`.
+
+    For one long call that cannot check the token itself (OpenCV's Poisson solver on a 40-megapixel
+    portrait runs for about a second): a cancel takes effect at once and :class:`Cancelled` is raised
+    here; the call runs to its end on its own thread and its result is dropped. ``fn`` must not touch
+    state the caller keeps using (pure functions of arrays).
+    """
+    value: list[T] = []
+    error: list[BaseException] = []
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            value.append(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            error.append(exc)
+        finally:
+            done.set()
+    threading.Thread(target=call, name="cancellable", daemon=True).start()
+    while not done.wait(POLL_S):
+        cancel.check()
+    if error:
+        raise error[0]
+    return value[0]
 
 
 class StageClock:

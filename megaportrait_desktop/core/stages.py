@@ -39,3 +39,19 @@ STAGES_UNTIL: dict[Stop, tuple[Stage, ...]] = {
     Stop.SHADING: STAGES[:-1],
     Stop.HARMONIZE: STAGES,
 }
+
+
+def stages_to_keep(stages: dict, roi: tuple[int, int, int, int] | None) -> tuple[dict, dict[str, tuple[int, int]]]:
+    """The stage images a project stores for a run, and where each crop lies in the output.
+
+    All but the final (the final is stored as itself). The full-resolution ``pasted`` stage differs from
+    the final only inside ``roi`` (the paste region with its seam band), so that crop is kept, at its
+    offset ``(x0, y0)``; the others are crop-space images kept whole (offset ``(0, 0)``).
+    """
+    kept = {name: image for name, image in stages.items() if name != Stage.FINAL}
+    offsets: dict[str, tuple[int, int]] = {}
+    if roi is not None and Stage.PASTED in kept:
+        x0, y0, x1, y1 = roi
+        kept[Stage.PASTED] = kept[Stage.PASTED][y0:y1, x0:x1]
+        offsets[Stage.PASTED] = (x0, y0)
+    return kept, offsets

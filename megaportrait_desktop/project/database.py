@@ -27,7 +27,7 @@ from pathlib import Path
 from .errors import ProjectError, disk_problem, sqlite_error
 
 #: The schema this code writes. Bumped by appending to MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 15_000
 JOURNAL_MODE = "delete"
 READ_ONLY_MESSAGE = ("This project is open read-only here (by a reading command, or on read-only media); nothing can "
@@ -176,6 +176,12 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE outputs ADD COLUMN batch_id INTEGER REFERENCES batches (id) ON DELETE SET NULL;
     CREATE INDEX jobs_by_batch ON jobs (batch_id, position, id);
     CREATE INDEX outputs_by_batch ON outputs (batch_id, identity_score DESC, id DESC);
+    """,
+    # Full-resolution stage images stored as crops (issue 15): where the crop's top-left pixel lies in the
+    # output (the "pasted" stage differs from the final only there). Stages recorded before are whole images: 0, 0.
+    4: """
+    ALTER TABLE output_stages ADD COLUMN x INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE output_stages ADD COLUMN y INTEGER NOT NULL DEFAULT 0;
     """,
 }
 

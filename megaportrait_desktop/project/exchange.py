@@ -19,6 +19,7 @@ import sqlite3
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape, unescape
 
@@ -57,16 +58,25 @@ def provenance(project: Project, output_id: int) -> dict:
             "identity_report": out.identity_report, "created": out.created}
 
 
-def export_output(project: Project, output_id: int, dest: str | Path, quality: int = 95) -> Path:
-    """Export an output as PNG, JPEG or 16-bit TIFF (by ``dest``'s suffix) with its parameters embedded."""
+def export_output(project: Project, output_id: int, dest: str | Path, quality: int = 95,
+                  on_progress: Callable[[float, str], None] | None = None) -> Path:
+    """Export an output as PNG, JPEG or 16-bit TIFF (by ``dest``'s suffix) with its parameters embedded.
+
+    ``on_progress(fraction, what)`` hears each step (reading, encoding a band of rows at a time, writing);
+    it may raise (e.g. ``Cancelled``) to stop the export, and then nothing is written.
+    """
     dest = Path(dest)
     if dest.suffix.lower() not in SAVE_SUFFIXES:
         raise ProjectError(f"{dest.name}: export as .png, .jpg or .tif.")
+    report = on_progress or (lambda fraction, what: None)
     out = project.output(output_id)
+    report(0.0, f"Reading output #{out.id}")
     try:
         picture = load_image(project.path_of(out.final_path))
     except ImageError as exc:
         raise ProjectError(f"The output's image cannot be read ({exc}); run Verify/Repair on the project.") from None
+    encoding = f"Writing {dest.name}"
+    report(0.3, encoding)
     icc = picture.icc_profile or _reference_icc(project, out.reference_id)
     info = json.dumps(provenance(project, output_id), sort_keys=True)
     exif = Image.Exif()
@@ -75,10 +85,13 @@ def export_output(project: Project, output_id: int, dest: str | Path, quality: i
     exif[0x010E] = f"MegaPortrait output {out.id} ({out.engine} engine)"  # ImageDescription
     exif[0x0131] = f"MegaPortrait Desktop {__version__}"  # Software
     try:
-        return save_image(dest, picture, icc_profile=icc, exif=exif.tobytes(), quality=quality,
-                          text={"megaportrait:provenance": info}, xmp=_xmp(info))
+        saved = save_image(dest, picture, icc_profile=icc, exif=exif.tobytes(), quality=quality,
+                           text={"megaportrait:provenance": info}, xmp=_xmp(info),
+                           on_band=lambda done, rows: report(0.3 + 0.65 * done / rows, encoding))
     except ImageError as exc:
         raise ProjectError(str(exc)) from None
+    report(1.0, f"Exported {saved.name}")
+    return saved
 
 
 def read_embedded_provenance(path: str | Path) -> dict:
@@ -112,11 +125,13 @@ def _xmp(info: str) -> bytes:
 
 
 def _reference_icc(project: Project, reference_id: int | None) -> bytes | None:
+    """The reference's ICC profile, read from its header (not by decoding a 24-megapixel file for it)."""
     if reference_id is None:
         return None
     try:
-        return load_image(project.path_of(project.reference(reference_id).path)).icc_profile
-    except (ImageError, ProjectError):
+        with Image.open(project.path_of(project.reference(reference_id).path)) as im:
+            return im.info.get("icc_profile") or None
+    except (OSError, ValueError, SyntaxError, ProjectError):
         return None
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import ProjectError
 from .project import Output, Project
 
@@ -126,14 +128,35 @@ def _with_details(project: Project, rows: list) -> list[Output]:
                               tuple(ids)):
         tags[r["output_id"]].append(r["tag"])
     stages: dict[int, dict[str, str]] = {i: {} for i in ids}
-    for r in project.db.query(f"""SELECT s.output_id, s.name, f.path FROM output_stages s
+    offsets: dict[int, dict[str, tuple[int, int]]] = {i: {} for i in ids}
+    for r in project.db.query(f"""SELECT s.output_id, s.name, s.x, s.y, f.path FROM output_stages s
                                    JOIN files f ON f.sha256 = s.file_sha WHERE s.output_id IN ({marks})""",
                               tuple(ids)):
         stages[r["output_id"]][r["name"]] = r["path"]
+        offsets[r["output_id"]][r["name"]] = (int(r["x"]), int(r["y"]))
     return [Output(r["id"], r["identity_id"], r["reference_id"], r["identity_name"], r["reference_name"],
                    json.loads(r["request"]), r["engine"], json.loads(r["models"]), r["final_path"], r["thumb_path"],
                    r["identity_score"], json.loads(r["timings"]), r["created"], r["rating"], bool(r["favourite"]),
                    tuple(tags[r["id"]]), stages[r["id"]],
                    None if r["identity_report"] is None else json.loads(r["identity_report"]), r["verdict"],
-                   r["batch_id"])
+                   r["batch_id"], offsets[r["id"]])
             for r in rows]
+
+
+def stage_pixels(crop: np.ndarray, offset: tuple[int, int], final: np.ndarray) -> np.ndarray:
+    """A full-resolution stage image (``pasted``): its stored crop laid over the (8-bit) final at ``offset``.
+
+    Such a stage differs from the final only inside the run's paste region, so that part is all a project
+    keeps of it (see :meth:`.project.Project.record_run`); one stored whole (before schema 4) has offset
+    (0, 0) and the final's size, and comes back as it is. Whatever a damaged row says, the crop is clipped
+    to the image.
+    """
+    x, y = offset
+    h, w = final.shape[:2]
+    ch, cw = crop.shape[:2]
+    if crop.ndim != final.ndim or not (0 <= x < w and 0 <= y < h):
+        raise ProjectError("A stage image of this output does not fit its final image; run Verify/Repair on the "
+                           "project.")
+    whole = final.copy()
+    whole[y:y + ch, x:x + cw] = crop[:h - y, :w - x]
+    return whole

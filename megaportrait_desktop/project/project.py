@@ -17,14 +17,17 @@ import sqlite3
 import string
 import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from ..core.errors import os_error_message
 from ..core.imaging import png_bytes, to_uint8
+from ..core.stages import stages_to_keep
 from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, read_schema_version, use_rollback_journal
 from .errors import ProjectError, UnsafePathError, disk_problem, sqlite_error, storage_error
 from .files import FileStore, StoredFile
@@ -118,6 +121,9 @@ class Output:
     verdict: str | None = None
     #: The batch that made it (``None`` for a single run).
     batch_id: int | None = None
+    #: Where each stored stage image's top-left pixel lies in the output: (0, 0) but for full-resolution stages
+    #: stored as crops (see :func:`.history.stage_pixels`).
+    stage_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -516,7 +522,8 @@ class Project:
                       identity_score: float | None = None, timings: dict | None = None,
                       tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None,
                       identity_report: dict | None = None, batch_id: int | None = None,
-                      stage_files: dict[str, bytes] | None = None) -> int:
+                      stage_files: dict[str, bytes] | None = None,
+                      stage_offsets: dict[str, tuple[int, int]] | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
 
         ``job_id``: the job that made it is marked done in the same transaction, so a job is never
@@ -526,11 +533,14 @@ class Project:
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
         ``identity_report`` is an ``IdentityReport.to_json()``; its verdict is kept in its own column.
         ``stage_files``: the stages already encoded as PNG (by the worker that ran it), in place of ``stages``.
+        ``stage_offsets``: stages given as crops of the output, by where their top-left pixel lies in it
+        (see :func:`.history.stage_pixels`).
         """
         final_data = final_file if final_file is not None else png_bytes(final)
         thumb_data = _thumbnail_bytes(final)
         stage_data = stage_files if stage_files is not None else {
             name: png_bytes(image) for name, image in (stages or {}).items()}
+        offsets = {name: (int(x), int(y)) for name, (x, y) in (stage_offsets or {}).items()}
         with self.files.lock:  # from storing the files to committing their rows: repair never sees them as orphans
             final_stored = self.store(final_data, final_suffix, "output")
             thumb_file = self.store(thumb_data, ".jpg", "thumbnail")
@@ -549,8 +559,9 @@ class Project:
                      None if identity_report is None else identity_report.get("verdict"), batch_id))
                 output_id = int(cur.lastrowid)
                 for name, stored in stage_files.items():
-                    tx.execute("INSERT INTO output_stages (output_id, name, file_sha) VALUES (?, ?, ?)",
-                               (output_id, name, self.register(tx, stored)))
+                    x, y = offsets.get(name, (0, 0))
+                    tx.execute("INSERT INTO output_stages (output_id, name, file_sha, x, y) VALUES (?, ?, ?, ?, ?)",
+                               (output_id, name, self.register(tx, stored), x, y))
                 tx.executemany("INSERT OR IGNORE INTO output_tags (output_id, tag) VALUES (?, ?)",
                                [(output_id, t) for t in tags])
                 if job_id is not None:
@@ -559,24 +570,34 @@ class Project:
 
     def record_run(self, result, identity_id: int | None = None, reference_id: int | None = None,
                    models: dict | None = None, stages: bool = True, job_id: int | None = None,
-                   batch_id: int | None = None) -> int:
+                   batch_id: int | None = None, on_progress: Callable[[float], None] | None = None) -> int:
         """Record a :class:`core.pipeline.RunResult`: the final keeps its bit depth (PNG, or 16-bit TIFF),
-        ICC profile and EXIF."""
+        ICC profile and EXIF.
+
+        The full-resolution ``pasted`` stage is stored as the crop where it differs from the final
+        (``result.roi``), not as a second full-size image. ``on_progress(fraction)`` hears how far the
+        saving is; it may raise (e.g. ``Cancelled``) to stop it before anything is recorded.
+        """
         from ..core.imaging import encode_image
 
         deep = result.final.bit_depth == 16
         request = self.portable_request(result.request.to_dict())
+        report = on_progress or (lambda fraction: None)
         encoded = encode_image(result.final, "TIFF" if deep else "PNG",
-                               text={"megaportrait:request": json.dumps(request, sort_keys=True)})
-        # The final stage is the final itself; the other stages are kept for the stage switcher.
-        kept = {k: v for k, v in result.stages.items() if k != "final"} if stages else None
-        encoded_stages = (result.stage_files or None) if stages else {}
+                               text={"megaportrait:request": json.dumps(request, sort_keys=True)},
+                               on_band=lambda done, rows: report(0.8 * done / rows))
+        # The final stage is the final itself; the other stages are kept for the stage switcher, the
+        # full-resolution one as its crop (encoded already where a batch worker ran it: the same crop).
+        kept, offsets = stages_to_keep(result.stages, getattr(result, "roi", None)) if stages else (None, {})
+        encoded_stages = (getattr(result, "stage_files", None) or None) if stages else {}
+        report(0.85)
         return self.record_output(
             request=request, engine=result.request.engine, final=result.final.rgb8(),
             final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, stage_files=encoded_stages,
             identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
-            timings=result.timings, job_id=job_id, identity_report=_report_json(result), batch_id=batch_id)
+            timings=result.timings, job_id=job_id, identity_report=_report_json(result), batch_id=batch_id,
+            stage_offsets=offsets)
 
     def portable_request(self, request: dict) -> dict:
         """The request with paths inside the project made relative, so a moved project still recalls."""
@@ -773,7 +794,12 @@ def _must_exist(changed: int, what: str, item_id: int) -> None:
 
 
 def _thumbnail_bytes(image: np.ndarray) -> bytes:
-    thumb = Image.fromarray(to_uint8(np.asarray(image)))
+    image = to_uint8(np.asarray(image))
+    h, w = image.shape[:2]
+    scale = 4 * THUMB_SIZE / max(h, w)
+    if scale < 1:  # area-average a big image to 4× the thumbnail first: Lanczos over 24 MP takes far longer
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    thumb = Image.fromarray(image)
     thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     thumb.convert("RGB").save(out, format="JPEG", quality=88)

@@ -21,6 +21,7 @@ def create_window(project: str | Path | None = None):
     from .recent import recent_projects
 
     window = MainWindow()
+    _score_off_the_gil()
     candidates = [project] if project else recent_projects()[:1]
     for root in candidates:
         if root and window.open_project(root):
@@ -49,3 +50,10 @@ def run_app(argv: list[str] | None = None, project: str | None = None) -> int:
     QTimer.singleShot(300, window.probe_device)
     QTimer.singleShot(600, window.offer_models)
     return app.exec()
+
+
+def _score_off_the_gil() -> None:
+    """dlib's ResNet holds the GIL for each identity score: in the app it runs in a helper process."""
+    from ..core.dlib_recogniser import use_descriptor_process
+
+    use_descriptor_process()

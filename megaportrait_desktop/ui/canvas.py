@@ -64,11 +64,15 @@ class _OverlayItem(QGraphicsItem):
     def set_mask(self, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
         h, w = mask.shape
         if self.image.width() != w or self.image.height() != h:
-            self.prepareGeometryChange()
-            self.image = QImage(w, h, QImage.Format.Format_RGBA8888)
-            pixels = self._pixels()
-            pixels[..., 0], pixels[..., 1], pixels[..., 2] = colour
+            self.set_image(overlay_image(mask, colour))
+            return
         self.update_region(mask, (0, 0, w, h))
+
+    def set_image(self, image: QImage) -> None:
+        """Show an overlay made by :func:`overlay_image` (off the GUI thread, for a big mask)."""
+        self.prepareGeometryChange()
+        self.image = image
+        self.update()
 
     def update_region(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
         x0, y0, x1, y1 = rect
@@ -76,9 +80,29 @@ class _OverlayItem(QGraphicsItem):
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def _pixels(self) -> np.ndarray:
-        buffer = np.frombuffer(self.image.bits(), np.uint8, count=self.image.sizeInBytes())
-        return buffer.reshape(self.image.height(), self.image.bytesPerLine())[:, : self.image.width() * 4].reshape(
-            self.image.height(), self.image.width(), 4)
+        return _rgba(self.image)
+
+
+#: The mask overlay's colour.
+MASK_COLOUR = (255, 60, 90)
+
+
+def overlay_image(mask: np.ndarray, colour: tuple[int, int, int] = MASK_COLOUR) -> QImage:
+    """The mask overlay: ``colour`` everywhere, the mask as alpha. A QImage may be built on any thread: a
+    24-megapixel one is 96 MB, made on a worker rather than on the GUI thread."""
+    h, w = mask.shape
+    image = QImage(w, h, QImage.Format.Format_RGBA8888)
+    pixels = _rgba(image)
+    pixels[..., :3] = colour
+    pixels[..., 3] = mask
+    return image
+
+
+def _rgba(image: QImage) -> np.ndarray:
+    """An RGBA8888 QImage's pixels as a writable ``(H, W, 4)`` view."""
+    buffer = np.frombuffer(image.bits(), np.uint8, count=image.sizeInBytes())
+    return buffer.reshape(image.height(), image.bytesPerLine())[:, : image.width() * 4].reshape(
+        image.height(), image.width(), 4)
 
 
 class ImageCanvas(QGraphicsView):
@@ -148,11 +172,16 @@ class ImageCanvas(QGraphicsView):
 
     # ------------------------------------------------------------------ mask overlay
 
-    def set_mask(self, mask: np.ndarray | None, colour: tuple[int, int, int] = (255, 60, 90)) -> None:
+    def set_mask(self, mask: np.ndarray | None, colour: tuple[int, int, int] = MASK_COLOUR,
+                 overlay: QImage | None = None) -> None:
+        """Show ``mask`` over the image; ``overlay`` is its :func:`overlay_image`, when made already."""
         if mask is None:
             self._overlay.setVisible(False)
             return
-        self._overlay.set_mask(mask, colour)
+        if overlay is not None:
+            self._overlay.set_image(overlay)
+        else:
+            self._overlay.set_mask(mask, colour)
         self._overlay.setVisible(True)
 
     def update_mask(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:

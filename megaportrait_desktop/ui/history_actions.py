@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressBar
 
 from ..core.errors import MegaPortraitError
-from ..core.imaging import load_image
+from ..core.imaging import load_image, to_uint8
 from ..core.stages import Stage
 from ..project import Project
+from ..project.history import stage_pixels
 from .errors import show_error
 from .images import to_qimage
 from .workers import run_in_background
 
 
 def output_images(project: Project, output_id: int) -> dict[str, np.ndarray | QImage]:
-    """An output's final and stage images, decoded and made QImages here, off the GUI thread."""
+    """An output's final and stage images, decoded and made QImages here, off the GUI thread.
+
+    The full-resolution ``pasted`` stage is stored as the crop where it differs from the final: it is
+    laid over the final here.
+    """
     out = project.output(output_id)
-    images = {Stage.FINAL: to_qimage(load_image(project.path_of(out.final_path)).pixels)}
+    final = to_uint8(load_image(project.path_of(out.final_path)).pixels)
+    images: dict[str, np.ndarray | QImage] = {Stage.FINAL: to_qimage(final)}
     for name, path in out.stages.items():
-        picture = load_image(project.path_of(path))
-        images[name] = picture.pixels[..., 0] if name == Stage.MASK else to_qimage(picture.pixels)
+        pixels = load_image(project.path_of(path)).pixels
+        if name == Stage.MASK:
+            images[name] = pixels[..., 0]
+        elif name == Stage.PASTED:
+            images[name] = to_qimage(stage_pixels(to_uint8(pixels), out.stage_offsets.get(name, (0, 0)), final))
+        else:
+            images[name] = to_qimage(pixels)
     return images
+
+
+class _Progress(QObject):
+    """Carries a worker's progress reports to the GUI thread (a signal emitted from any thread is queued)."""
+
+    reported = Signal(float, str)
 
 
 class HistoryActions(QObject):
@@ -40,6 +57,12 @@ class HistoryActions(QObject):
         dock.export_requested.connect(self.export)
         dock.delete_requested.connect(self.delete)
         dock.rerun_final_requested.connect(self.rerun_final)
+        self.export_bar = QProgressBar()
+        self.export_bar.setRange(0, 100)
+        self.export_bar.setMaximumWidth(160)
+        self.export_bar.setTextVisible(False)
+        self.export_bar.hide()
+        window.statusBar().addPermanentWidget(self.export_bar)
 
     def show(self, output_id: int, then=None) -> None:
         w = self.window
@@ -92,12 +115,30 @@ class HistoryActions(QObject):
             return
         from ..project.exchange import export_output
 
-        w.job_label.setText(f"Exporting #{output_id}…")
-        w.track(run_in_background(export_output, w.project, output_id, path,
-                                  on_done=lambda out: (w.job_label.setText("Idle"),
-                                                       w.statusBar().showMessage(f"Exported {out}", 5000)),
-                                  on_error=lambda exc: (w.job_label.setText("Idle"),
-                                                        show_error(w, "Export", str(exc)))))
+        progress = _Progress(self)
+        progress.reported.connect(lambda fraction, what: self._show_export(output_id, fraction, what))
+        self._show_export(output_id, 0.0, "Starting")
+
+        def done(out) -> None:
+            self._end_export(progress)
+            w.statusBar().showMessage(f"Exported {out}", 5000)
+
+        def failed(exc: Exception) -> None:
+            self._end_export(progress)
+            show_error(w, "Export", str(exc))
+        # Reading, encoding and writing a 24-megapixel file run on a worker; the window shows how far it is.
+        w.track(run_in_background(export_output, w.project, output_id, path, on_done=done, on_error=failed,
+                                  on_progress=progress.reported.emit))
+
+    def _show_export(self, output_id: int, fraction: float, what: str) -> None:
+        self.export_bar.setValue(round(fraction * 100))
+        self.export_bar.show()
+        self.window.job_label.setText(f"Exporting #{output_id}: {what}…")
+
+    def _end_export(self, progress: QObject) -> None:
+        progress.deleteLater()
+        self.export_bar.hide()
+        self.window.job_label.setText("Idle")
 
     def delete(self, output_id: int) -> None:
         w = self.window

@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDockWidget,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QFlowLayout
 
 from ..core.identity_report import VERDICT_LABELS, IdentityReport
 from ..project import Output, OutputQuery, Project, list_outputs
@@ -97,13 +97,15 @@ class HistoryDock(QDockWidget):
         self.tags.setPlaceholderText("tags, comma separated")
         self.tags.setToolTip("The selected output's tags (Enter saves them); filter by one with the tag box above")
         self.count = QLabel("")
-        filters = QHBoxLayout()
+        # Filters and actions wrap onto a second row where the dock is narrow (1280×720), rather than widening
+        # the window past the screen.
+        filters = QFlowLayout()
         for w in (self.sort, self.verdict_filter, self.identity_filter, self.batch_filter, self.quality_filter,
                   self.tag_filter,
                   self.min_rating,
                   self.favourites_only, self.count):
             filters.addWidget(w)
-        actions = QHBoxLayout()
+        actions = QFlowLayout()
         self.buttons = {}
         for key, icon, text in (("recall", "mdi6.history", "Recall settings"), ("compare", "mdi6.compare", "Compare"),
                                 ("export", "mdi6.export", "Export…"), ("delete", "mdi6.delete", "Delete"),
@@ -113,7 +115,8 @@ class HistoryDock(QDockWidget):
             actions.addWidget(button)
         actions.addWidget(self.rating)
         actions.addWidget(self.favourite)
-        actions.addWidget(self.tags, 1)
+        self.tags.setMinimumWidth(180)
+        actions.addWidget(self.tags)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)

@@ -25,9 +25,11 @@ class JobRunner(QObject):
     training_progress = Signal(int, float, str)  # identity id, fraction, message
     run_progress = Signal(str, int, int, str)    # stage, step, total, message
 
-    def __init__(self, worker: GpuWorker) -> None:
+    def __init__(self, worker: GpuWorker, scenes=None) -> None:
         super().__init__()
         self.worker = worker
+        #: The scene cache runs share with the live preview (``core.inputs.SceneCache``).
+        self.scenes = scenes
         self.project: Project | None = None
         self.training: dict[int, int] = {}      # worker job id → identity id
         self._rows: dict[int, int] = {}         # worker job id → the project's jobs-table row
@@ -51,7 +53,7 @@ class JobRunner(QObject):
             project.resume_job(row)
         label = "Run all" if until is None else f"Stage: {until}"
         job_id = self.worker.submit(Job(label=label, run=run_job(project, row, request, identity_id, reference_id,
-                                                                 until)))
+                                                                 until, self.scenes)))
         self._rows[job_id] = row
         return job_id
 

@@ -38,6 +38,9 @@ class TrainingOutcome:
     lora_path: str
 
 
+#: Progress steps of saving a run (the final's encoding reports in bands of rows).
+SAVE_STEPS = 100
+
 TRAINING_KEYS = ("rank", "steps", "learning_rate", "batch_size", "seed", "resolution", "train_text_encoder")
 
 
@@ -68,20 +71,29 @@ def request_of(project: Project, job_payload: dict) -> RunRequest:
 
 
 def run_job(project: Project, job_id: int, request: RunRequest, identity_id: int, reference_id: int,
-            until: str | None):
+            until: str | None, scenes=None):
+    """The run as a worker job; ``scenes``: a ``core.inputs.SceneCache`` shared with the live preview."""
     def job(on_progress, cancel, cache):
         from ..core.pipeline import run
 
         with _job_state(project, job_id):
             engine = diffusion_engine(cache) if request.engine == "diffusion" else None
-            result = run(request, on_progress=on_progress, cancel=cancel, until=until, diffusion=engine)
+            result = run(request, on_progress=on_progress, cancel=cancel, until=until, diffusion=engine,
+                         scenes=scenes)
+            # Saving is part of the run the user waits for: it reports progress and can be cancelled until
+            # the output's rows are written (then nothing is recorded).
+            reporter = Reporter(on_progress, cancel)
             output_id = 0
             if result.final is not None:
-                cancel.check()  # cancelled at the last moment: nothing is recorded
-                output_id = project.record_run(result, identity_id, reference_id, models=result.models,
-                                               job_id=job_id)  # the job is done in the same transaction
+                reporter("save", 0, SAVE_STEPS, "Saving to History")
+                output_id = project.record_run(
+                    result, identity_id, reference_id, models=result.models, job_id=job_id,  # done in the same commit
+                    on_progress=lambda f: reporter("save", round(f * 0.9 * SAVE_STEPS), SAVE_STEPS,
+                                                   "Saving to History"))
             else:
                 project.update_job(job_id, state="done", progress=1.0)
+            with contextlib.suppress(Cancelled):  # recorded: a late cancel no longer takes it back
+                reporter("save", round(0.9 * SAVE_STEPS), SAVE_STEPS, "Showing the result")
             return RunOutcome(result, output_id, full_size_images(result))
 
     return job

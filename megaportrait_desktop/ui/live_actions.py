@@ -17,7 +17,8 @@ class LiveActions(QObject):
         super().__init__(window)
         self.window = window
         worker = window.worker
-        self.preview = LivePreview(lambda: diffusion_engine(worker.cache), worker.gpu_lock, allow_cpu_draft)
+        self.preview = LivePreview(lambda: diffusion_engine(worker.cache), worker.gpu_lock, allow_cpu_draft,
+                                   scenes=getattr(window, "scenes", None))
         self.mode = ""
         self.shown = 0  # the generation of the images on screen
         # At most one request every 40 ms while a slider moves; the preview renders only the newest.

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QThreadPool, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSizePolicy, QWidget
+from superqt import QElidingLabel
 
 from .. import __version__
 from ..core.errors import ErrorKind
 from ..core.imaging import load_image
+from ..core.inputs import SceneCache
 from ..core.stages import Stage
 from ..project import Project, ProjectError
 from .batch_actions import BatchActions
@@ -27,6 +29,7 @@ from .identities_dock import IdentitiesDock
 from .images import to_qimage
 from .job_runner import JobRunner
 from .live_actions import LiveActions
+from .mask_actions import MaskActions
 from .mask_editor import MaskEditor
 from .menus import build_actions
 from .pipeline_panel import PipelinePanel
@@ -51,7 +54,8 @@ class MainWindow(QMainWindow):
         self._workers: list = []
         self.session = Session()
         self.worker = GpuWorker()
-        self.jobs = JobRunner(self.worker)
+        self.scenes = SceneCache()  # the reference read once for the preview and the run
+        self.jobs = JobRunner(self.worker, self.scenes)
         self.stage_view = StageView()
         self.canvas = self.stage_view.canvas
         self.setCentralWidget(self.stage_view)
@@ -72,32 +76,32 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.history], [190], Qt.Orientation.Vertical)
         self.resizeDocks([self.pipeline_dock, self.mask_dock], [560, 340], Qt.Orientation.Vertical)
-        self.resizeDocks([self.pipeline_dock], [330], Qt.Orientation.Horizontal)
+        # At 1280 px wide the centre keeps room for every stage tab and the before/after controls.
+        self.resizeDocks([self.pipeline_dock, self.identities], [330, 260], Qt.Orientation.Horizontal)
         self.history_actions = HistoryActions(self)
         self.project_actions = ProjectActions(self)
         self.live = LiveActions(self)
         self.batch_actions = BatchActions(self)
+        self.masks = MaskActions(self)
 
         build_actions(self)
-        self.job_label = QLabel("Idle")
+        self.job_label = QElidingLabel("Idle")  # one line, elided: a long message never widens the window
+        self.job_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.zoom_label = QLabel("")
         self.device_label = QLabel("Device: checking…")  # until the probe has run (after the window shows)
         self.statusBar().addWidget(self.job_label, 1)
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.statusBar().addPermanentWidget(self.device_label)
         self._connect()
-        self._update_undo_actions()
+        self.update_undo_actions()
         self.project_actions.update_recent_menu()
         self._restore_layout()
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        # The panels scroll their settings themselves (a laptop screen), keeping their buttons in view.
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        scroll = QScrollArea()  # the panels scroll rather than force a tall window on a laptop screen
-        scroll.setWidget(widget)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        dock.setWidget(scroll)
+        dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 
@@ -107,10 +111,9 @@ class MainWindow(QMainWindow):
         self.references.reference_changed.connect(self._on_references_reference_changed)
         self.panel.run_requested.connect(self.run_pipeline)
         self.panel.cancel_requested.connect(self.cancel_job)
-        self.stage_view.stage_changed.connect(lambda _: self._update_overlay())
+        self.stage_view.stage_changed.connect(lambda _: self.update_overlay())
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
-        self.mask_editor.save_requested.connect(self.save_mask)
-        self.mask_editor.mask_changed.connect(self._update_undo_actions)
+        self.mask_editor.mask_changed.connect(self.update_undo_actions)
         self.mask_editor.paint_toggle.toggled.connect(self._on_mask_paint_toggled)
         self.worker.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
         self.worker.queue_changed.connect(self._on_worker_queue_changed)
@@ -139,6 +142,7 @@ class MainWindow(QMainWindow):
         if self.project is not None:
             self.project.close()
         self.project = self.jobs.project = project
+        self.scenes.clear()  # the previous project's reference is no longer needed in memory
         self.setWindowTitle(f"{project.name} — MegaPortrait Desktop")
         remember(project.root)
         self.project_actions.update_recent_menu()
@@ -174,47 +178,24 @@ class MainWindow(QMainWindow):
         self.stage_view.show_stage(REFERENCE_FULL)
 
     def load_mask(self) -> None:
-        """Show the session's mask version (the automatic one when it names none) in the mask editor."""
-        reference_id = self.session.reference_id
-        masks = self.project.masks(reference_id) if self.project and reference_id else []
-        if not masks:
-            self.mask_editor.clear()
-            self._update_undo_actions()
-            return
-        current = self.session.mask_path or masks[-1].path
-
-        def read(paths):
-            return [load_image(self.project.path_of(p)).pixels[..., 0] for p in paths]
-
-        def loaded(pixels) -> None:
-            if self.session.reference_id == reference_id:
-                self.mask_editor.load(pixels[1], pixels[0])
-                self._update_overlay()
-                self._update_undo_actions()
-        self.track(run_in_background(read, [masks[0].path, current], on_done=loaded,
-                                     on_error=lambda exc: show_error(self, "Mask", str(exc))))
+        """Show the session's mask version in the mask editor (decoded off the GUI thread)."""
+        self.masks.load()
 
     def save_mask(self) -> int | None:
-        painter = self.mask_editor.painter
-        if not self.session.reference_id or painter is None or self.project is None:
-            return None
-        version = self.project.save_mask(self.session.reference_id, painter.mask)
-        self.mask_editor.dirty = False
-        self.session.refresh_mask()
-        self.statusBar().showMessage(f"Mask saved (version {version}).", 4000)
-        return version
+        """Save the edited mask now, on this thread (quitting; the Save button saves on a worker)."""
+        return self.masks.save_now()
 
     def _on_mask_paint_toggled(self, on: bool) -> None:
         if on and self.stage_view.current() not in FULL_SIZE:
             self.stage_view.show_stage(REFERENCE_FULL)  # paint where the mask lives: on the full-size image
-        self._update_overlay()
+        self.update_overlay()
 
-    def _update_undo_actions(self) -> None:
+    def update_undo_actions(self) -> None:
         painter = self.mask_editor.painter
         self.act_undo.setEnabled(bool(painter and painter.can_undo))
         self.act_redo.setEnabled(bool(painter and painter.can_redo))
 
-    def _update_overlay(self) -> None:
+    def update_overlay(self) -> None:
         # The mask is drawn over the reference, where it is edited (and over results while painting).
         key = self.stage_view.current()
         editing = key == REFERENCE_FULL or self.mask_editor.paint_toggle.isChecked()
@@ -223,14 +204,21 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ runs
 
     def run_pipeline(self, stage: str = "all") -> int:
-        """Queue a run of the session's request up to ``stage`` (or all of it); returns the worker's job id."""
+        """Queue a run of the session's request up to ``stage`` (or all of it); returns the worker's job id
+        (0 while an edited mask is saved first: the run is queued once it is)."""
         if self.project is None:
             show_error(self, "Run", "Open a project first (File → Open Project).")
             return 0
-        if self.mask_editor.dirty:
-            self.save_mask()
+        if self.mask_editor.dirty and self.masks.save(then=lambda: self._submit_run(stage),
+                                                      failed=lambda: self.panel.show_stopped("Not run.")):
+            self.panel.set_running(True, "Saving the mask…")
+            return 0
+        return self._submit_run(stage)
+
+    def _submit_run(self, stage: str) -> int:
         request = self.session.request
         if request is None:
+            self.panel.show_stopped("Not run.")
             show_error(self, "Run", "Choose an identity with photos and a reference first.")
             return 0
         until = None if stage in ("all", "harmonize") else stage
@@ -241,7 +229,7 @@ class MainWindow(QMainWindow):
     def cancel_job(self) -> None:
         self.worker.cancel()
         if self.worker.busy:
-            self.panel.status.setText("Cancelling…")
+            self.panel.show_cancelling()
 
     def _on_identities_train_requested(self, identity_id: int) -> None:
         if self.project is None or not self.project.identity_photos(identity_id):
@@ -265,7 +253,8 @@ class MainWindow(QMainWindow):
         if output_id:
             self.history.refresh()  # first: the status line claims only what the History already shows
         score = "" if result.identity_score is None else f", identity score {result.identity_score:.3f}"
-        self.panel.show_done(f"Done in {sum(result.timings.values()):.1f} s{score}." +
+        # The time the user waited: from the click to this moment, saving and showing included.
+        self.panel.show_done(f"Done in {self.panel.elapsed():.1f} s{score}." +
                              (f" Saved to History as #{output_id}." if output_id else ""))
         self.job_label.setText("Idle")
         if result.request.engine == "diffusion":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from ..core.brush import Brush, MaskPainter
 from .canvas import ImageCanvas
-from .widgets import double_slider, int_slider
+from .widgets import double_slider, int_slider, scroll_area
 
 
 class MaskEditor(QWidget):
@@ -36,6 +37,8 @@ class MaskEditor(QWidget):
         self.canvas = canvas
         self.painter: MaskPainter | None = None
         self.dirty = False
+        #: Counts every change, so a save that finishes later knows whether the mask changed meanwhile.
+        self.edits = 0
 
         self.paint_toggle = _tool("Paint mask", "mdi6.draw")
         self.brush_button = _tool("Brush", "mdi6.brush")
@@ -58,9 +61,13 @@ class MaskEditor(QWidget):
         invert = QPushButton(qta.icon("mdi6.invert-colors"), "Invert")
         save = QPushButton(qta.icon("mdi6.content-save"), "Save mask")
 
+        self.save_button = save
         row = QHBoxLayout()
         for w in (self.paint_toggle, self.brush_button, self.eraser_button):
             row.addWidget(w)
+        history = QHBoxLayout()
+        for w in (self.undo_button, self.redo_button, save):
+            history.addWidget(w)
         form = QFormLayout()
         form.addRow("Size (px)", self.size)
         form.addRow("Hardness", self.hardness)
@@ -70,16 +77,18 @@ class MaskEditor(QWidget):
         actions = QHBoxLayout()
         for w in (feather, reset, invert):
             actions.addWidget(w)
-        history = QHBoxLayout()
-        for w in (self.undo_button, self.redo_button, save):
-            history.addWidget(w)
+        options = QWidget()
+        options_layout = QVBoxLayout(options)
+        options_layout.setContentsMargins(0, 0, 0, 0)
+        options_layout.addLayout(form)
+        options_layout.addWidget(self.show_overlay)
+        options_layout.addLayout(actions)
+        options_layout.addStretch(1)
+        # Tools and Undo/Redo/Save stay in view; the brush settings scroll on a small screen.
         layout = QVBoxLayout(self)
         layout.addLayout(row)
-        layout.addLayout(form)
-        layout.addWidget(self.show_overlay)
-        layout.addLayout(actions)
         layout.addLayout(history)
-        layout.addStretch(1)
+        layout.addWidget(scroll_area(options), 1)
 
         self.paint_toggle.toggled.connect(self._on_paint_toggled)
         self.overlay_opacity.valueChanged.connect(self.canvas.set_overlay_opacity)
@@ -99,9 +108,14 @@ class MaskEditor(QWidget):
     # ------------------------------------------------------------------ API
 
     def load(self, mask: np.ndarray, auto_mask: np.ndarray) -> None:
-        self.painter = MaskPainter(mask, auto_mask)
+        self.load_painter(MaskPainter(mask, auto_mask))
+
+    def load_painter(self, painter: MaskPainter, overlay: QImage | None = None) -> None:
+        """Edit ``painter``'s mask; ``overlay`` is its canvas overlay, made off the GUI thread for a big mask."""
+        self.painter = painter
         self.dirty = False
-        self.canvas.set_mask(self.painter.mask)
+        self.edits += 1
+        self.canvas.set_mask(self.painter.mask, overlay=overlay)
         self.canvas.set_overlay_visible(self.show_overlay.isChecked())
         self._update_buttons()
 
@@ -149,6 +163,7 @@ class MaskEditor(QWidget):
 
     def _changed(self) -> None:
         self.dirty = True
+        self.edits += 1
         self._repaint()
         self._update_buttons()
         self.mask_changed.emit()

@@ -32,12 +32,12 @@ class LivePreview(QObject):
     latency = Signal(float)
 
     def __init__(self, engine_source: Callable | None = None, gpu_lock: threading.Lock | None = None,
-                 allow_cpu_draft: bool = False) -> None:
+                 allow_cpu_draft: bool = False, scenes=None) -> None:
         super().__init__()
         self._engine_source = engine_source
         self._gpu_lock = gpu_lock
         self._allow_cpu_draft = allow_cpu_draft
-        self._classic = ClassicPreview()
+        self._classic = ClassicPreview(scenes)  # ``scenes``: the SceneCache the window's runs share
         self._draft = None
         self._draft_checked = False
         self._why_not: str | None = None

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QFlowLayout
 
 from ..core.identity_report import VERDICT_LABELS
 from ..project import Project, queue
@@ -71,7 +72,7 @@ class QueueDock(QDockWidget):
         tabs.addTab(self.results, "Results by identity score")
         self.tabs = tabs
         self.buttons: dict[str, QPushButton] = {}
-        row = QHBoxLayout()
+        row = QFlowLayout()  # wraps where the dock is narrow (1280×720) rather than widening the window
         for key, icon, text, tip in (
                 ("new", "mdi6.playlist-plus", "New batch…", "Choose clients × references; the current settings "
                                                             "apply to every pair"),
@@ -88,7 +89,6 @@ class QueueDock(QDockWidget):
             button.setToolTip(tip)
             self.buttons[key] = button
             row.addWidget(button)
-        row.addStretch(1)
         top = QHBoxLayout()
         top.addWidget(self.batch, 1)
         top.addWidget(self.overall, 2)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QSlider, QTabBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QSlider, QTabBar, QVBoxLayout, QWidget
+from superqt import QFlowLayout
 
 from ..core.stages import Stage
 from .canvas import ImageCanvas
@@ -40,10 +41,13 @@ class StageView(QWidget):
         self.split = QSlider(Qt.Orientation.Horizontal)
         self.split.setRange(0, 100)
         self.split.setValue(50)
-        self.split.setMaximumWidth(160)
+        self.split.setFixedWidth(120)
         self.split.setEnabled(False)
-        top = QHBoxLayout()
-        top.addWidget(self.tabs, 1)
+        # Every tab stays in view: where the row is too narrow (1280×720) the before/after controls move to a
+        # second row instead of the tabs scrolling.
+        top = QFlowLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.tabs)
         top.addWidget(self.compare)
         top.addWidget(self.split)
         layout = QVBoxLayout(self)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QListWidget
+from PySide6.QtWidgets import QListWidget, QScrollArea, QWidget
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 
@@ -36,3 +36,14 @@ def select_item_id(view: QListWidget, item_id: int) -> None:
         if view.item(row).data(Qt.ItemDataRole.UserRole) == item_id:
             view.setCurrentRow(row)
             return
+
+
+def scroll_area(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless area that scrolls up and down only: it takes the area's width (controls
+    shrink rather than a horizontal scroll bar appear)."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
