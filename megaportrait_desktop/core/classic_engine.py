@@ -26,22 +26,17 @@ class ClassicEngine:
 
     def shading(self, scene: Scene, pair: Pair, reporter: Reporter) -> Shading:
         reporter("shading", 0, 1, "Separating light and detail")
-        return Shading(*classic.shade(pair.a, pair.b, scene.request.shading))
+        return Shading(*classic.relight_face(pair, scene.request.shading, scene.request.mask_params))
 
     def auto_mask(self, scene: Scene, pair: Pair) -> np.ndarray:
-        return classic.crop_mask(scene.crop, scene.face, pair.b_landmarks, scene.request.mask_params)
+        return classic.relight_mask(pair, scene.request.mask_params)
 
     def harmonize(self, scene: Scene, pasted: Pasted, seam_px: float, reporter: Reporter) -> Harmonized:
-        reporter("harmonize", 0, 1, "Matching colour and blending the seam")
+        reporter("harmonize", 0, 1, "Blending the seam")
         x0, y0, x1, y1 = pasted.roi
         reference = scene.picture.pixels[y0:y1, x0:x1]
-        local = scene.face.landmarks.copy()
-        local[:, 0] -= x0
-        local[:, 1] -= y0
-        h, w = pasted.mask.shape[:2]
-        skin = classic.skin_mask(local, (h, w), margin=3.0 / scene.crop.scale) & (pasted.mask > 0.5)
-        out, region = classic.harmonize(pasted.roi_float, to_float(reference), pasted.mask, skin,
-                                        scene.request.harmonize, seam_px)
+        out, region = classic.harmonize(pasted.roi_float, to_float(reference), pasted.mask, scene.request.harmonize,
+                                        seam_px)
         return Harmonized(window=from_float(out, reference.dtype), region=region)
 
     def models_used(self) -> dict[str, dict[str, str]]:
