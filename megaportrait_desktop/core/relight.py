@@ -49,7 +49,8 @@ def masked_low_pass(image: np.ndarray, weight: np.ndarray, cutoff: float) -> np.
     factor = 2 ** max(0, int(np.floor(np.log2(cutoff / 4.0)))) if cutoff > 0 else 1
     if factor > 1:
         small = (max(1, round(width / factor)), max(1, round(height / factor)))
-        weighted = cv2.resize(weighted, small, interpolation=cv2.INTER_AREA)
+        # (OpenCV drops a channel axis of length 1: put it back.)
+        weighted = cv2.resize(weighted, small, interpolation=cv2.INTER_AREA).reshape(small[1], small[0], -1)
         w = cv2.resize(w, small, interpolation=cv2.INTER_AREA)
     mean = weighted.reshape(-1, image.shape[2]).sum(0) / max(float(w.sum()), 1e-6)
     if cutoff <= 0:
