@@ -163,4 +163,4 @@ def test_run_on_the_demo_prints_a_score_and_a_verdict(tmp_path, capsys) -> None:
     assert main(["run", "--identity", str(demo / "identity"), "--reference",
                  str(next((demo / "reference").iterdir())), "--out", str(tmp_path / "out.png"), "--no-stages"]) == 0
     out = capsys.readouterr().out
-    assert "identity score 0.5" in out and "Identity: the client (distance 0.4" in out
+    assert "identity score 0.7" in out and "Identity: the client (distance 0.2" in out

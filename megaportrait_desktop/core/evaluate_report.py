@@ -93,7 +93,8 @@ def table_markdown(evaluation: Evaluation) -> str:
             lines.append(f"  - warning: {message}")
     mismatched = _by_warning(evaluation, "expression_mismatch")
     if mismatched:
-        lines += ["", f"Pairs where no photo of the set matches the reference's mouth (open / closed): "
+        lines += ["", "Pairs where no photo of the set matches the reference's expression (mouth open or closed, "
+                      "smiling or not): "
                       f"{mismatched[0]} of {mismatched[1]}, success {_pct(mismatched[2])} there against "
                       f"{_pct(mismatched[3])} elsewhere ({evaluation.engine_method})."]
     if evaluation.skipped:

@@ -13,7 +13,6 @@ from .face import Face
 from .landmarks import expression_distance, mouth_openness, smile
 from .masks import face_mask
 
-
 #: A smile (:func:`.landmarks.smile`) at or above this reads as smiling in the messages.
 SMILING = 0.1
 

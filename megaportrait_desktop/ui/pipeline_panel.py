@@ -46,8 +46,8 @@ class PipelinePanel(QWidget):
 
         self.a_strength = double_slider(0.0, 1.0, 0.0, "Identity weight of A, the reference-like image")
         self.b_strength = double_slider(0.0, 1.0, 1.0, "Identity weight of B, the client-like image")
-        self.face_shape = double_slider(0.0, 1.0, 1.0, "Classic engine: the reference's jaw and cheeks moved onto "
-                                                       "the client's (1 = the client's face shape, 0 = the reference's)")
+        self.face_shape = double_slider(0.0, 1.0, 1.0, "Classic engine: the reference's jaw and cheeks moved onto the "
+                                                       "client's (1 = the client's face shape, 0 = the reference's)")
         self.light_cutoff = double_slider(1.0, 60.0, 30.0, "Light map blur (crop pixels): larger = softer shading")
         self.hf_cutoff = double_slider(1.0, 60.0, 30.0, "Detail kept from B (crop pixels): larger = more of B")
         self.light_weight = double_slider(0.0, 1.0, 1.0, "Shading from the reference (1) or the client photo (0)")
