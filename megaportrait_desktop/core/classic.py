@@ -114,7 +114,8 @@ def relight_mask(pair: Pair, params: MaskParams) -> np.ndarray:
 
 
 def shade(a: np.ndarray, b: np.ndarray, params: ShadingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Light map (of A, or mixed toward B's by ``light_weight``), HF-map of B, and their recombination."""
+    """Frequency separation (the diffusion engine's control signals): light map of A (or mixed toward B's by
+    ``light_weight``), HF-map of B, and their recombination."""
     light = frequency.light_map(a, params.light_cutoff)
     if params.light_weight < 1.0:
         light = _mix(frequency.light_map(b, params.light_cutoff), light, params.light_weight)
