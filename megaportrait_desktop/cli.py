@@ -52,11 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--steps", type=int)
     for name, hint in (("a-strength", "identity weight of A, 0–1"), ("b-strength", "identity weight of B, 0–1"),
+                       ("face-shape", "classic: the reference's jaw and cheeks moved onto the client's, 0–1"),
                        ("light-cutoff", "light map cut-off, crop pixels"), ("hf-cutoff", "HF-map cut-off, crop pixels"),
                        ("light-weight", "shading from A (1) or B (0)"), ("detail-weight", "gain on B's detail"),
                        ("mask-grow", "grow (+) or shrink (−) the automatic mask, crop pixels"),
                        ("mask-feather", "mask feather, crop pixels"),
-                       ("harmonize-strength", "colour match and Poisson blend, 0–1"),
+                       ("harmonize-strength", "Poisson blend of the seam, 0–1"),
                        ("seam-width", "harmonised band around the mask edge, crop pixels")):
         run.add_argument(f"--{name}", type=float, help=hint)
     run.add_argument("--no-stages", action="store_true", help="write only the final image")
@@ -234,7 +235,8 @@ def _run(args: argparse.Namespace) -> int:
            "steps": args.steps, "face_index": None if args.face_index is None else args.face_index - 1}
     request = request.replace(**{k: v for k, v in top.items() if v is not None})
     nested = {
-        "identity_params": {"a_strength": args.a_strength, "b_strength": args.b_strength},
+        "identity_params": {"a_strength": args.a_strength, "b_strength": args.b_strength,
+                            "face_shape": args.face_shape},
         "shading": {"light_cutoff": args.light_cutoff, "hf_cutoff": args.hf_cutoff,
                     "light_weight": args.light_weight, "detail_weight": args.detail_weight},
         "mask_params": {"grow": args.mask_grow, "feather": args.mask_feather},

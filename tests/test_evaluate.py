@@ -35,13 +35,16 @@ def test_evaluate_writes_the_table_with_the_baselines(evaluation) -> None:
     ref, paste, engine, own = summary["reference"], summary["naive paste"], summary["classic"], summary["client photo"]
     assert ref["d_ref"] == 0 and ref["success"] == 0 and ref["transfer"] == pytest.approx(0)
     assert own["transfer"] == pytest.approx(1) and own["success"] == 1
-    # The engine moves the identity toward the client: closer than the untouched reference, further from the
-    # reference person, with an invisible seam and every pixel outside its region untouched.
-    assert engine["d_client"] < ref["d_client"] - 0.15 and engine["d_ref"] > 0.6
-    assert 0.3 < engine["transfer"] < 1 and engine["success"] >= 0.75
+    # The engine moves the identity to the client (issue 18's level: every run reads as the client, not the
+    # reference person, and three quarters of the way to the client's own photo; measured 100 % and 0.77,
+    # the engine of 2943f6c 88 % and 0.49), with the reference's light and colour, an invisible seam and
+    # every pixel outside its region untouched.
+    assert engine["d_client"] < ref["d_client"] - 0.3 and engine["d_ref"] > 0.6
+    assert engine["success"] >= 0.9 and 0.75 <= engine["transfer"] < 1
+    assert engine["light"] > 0.95 and engine["colour"] < 2.0
     assert abs(engine["seam"]) < 3 and engine["outside"] == 0
-    # The hard paste carries more identity but leaves a seam of tens of levels.
-    assert paste["d_client"] < engine["d_client"] and paste["seam"] > 20 and paste["outside"] == 0
+    # The hard paste carries the client's own light and colour, and leaves a seam of tens of levels.
+    assert paste["light"] < 0.5 and paste["colour"] > 10 and paste["seam"] > 20 and paste["outside"] == 0
     table = (out / "table.md").read_text()
     assert "| **classic** |" in table and "| naive paste |" in table and "| client photo |" in table
     assert "## Sweeps" in table and "shading.light_cutoff=20" in table

@@ -86,11 +86,7 @@ def test_harmonising_the_masks_box_gives_the_pixels_of_the_whole_roi(photo_files
     harmonized = engine.harmonize(scene, pasted, seam_px, reporter)
     # The same step over the whole ROI, as it ran before the box.
     x0, y0, x1, y1 = roi
-    local = scene.face.landmarks.copy()
-    local[:, 0] -= x0
-    local[:, 1] -= y0
-    skin = classic.skin_mask(local, mask.shape, margin=3.0 / scene.crop.scale) & (mask > 0.5)
-    out, region = classic.harmonize(pasted.roi_float, to_float(scene.picture.pixels[y0:y1, x0:x1]), mask, skin,
+    out, region = classic.harmonize(pasted.roi_float, to_float(scene.picture.pixels[y0:y1, x0:x1]), mask,
                                     request.harmonize, seam_px)
     np.testing.assert_array_equal(harmonized.region, region)
     np.testing.assert_array_equal(harmonized.window[region], from_float(out, np.uint8)[region])

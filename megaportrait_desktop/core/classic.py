@@ -1,11 +1,14 @@
 """The classic engine (DESIGN.md §2): every stage on the CPU, with no diffusion weights.
 
-- Identity: the source photo with the closest head pose, aligned to the reference face by a
-  similarity transform fitted on stable landmarks (so the client's proportions survive), is B;
-  the reference crop is A (each blended by its identity strength).
-- Shading: the light map of A recombined with the HF-map of B.
-- Paste-back through the feathered mask, at the reference's full resolution.
-- Harmonisation: LAB colour matching over the skin, then Poisson blending (``cv2.seamlessClone``).
+- Identity: the source photo with the closest head pose and expression, aligned to the reference face by
+  a similarity transform fitted on stable landmarks (so the client's proportions survive), is B; the
+  reference crop, its face outline moved onto the client's (:mod:`.reshape`), is A (each blended by its
+  identity strength).
+- Shading: the client's face relit with the reference's light (:mod:`.relight`): light maps measured on
+  skin only (:mod:`.skin`), ``B · light(A) / light(B)``; around the face, A.
+- Paste-back through the feathered mask (the client's face, less hair, and all the warp moved), at the
+  reference's full resolution.
+- Harmonisation: Poisson blending (``cv2.seamlessClone``) over the face and a seam band.
 
 Stages are plain functions of arrays and request parameters.
 """
@@ -17,29 +20,42 @@ import numpy as np
 
 from . import frequency
 from .align import FaceCrop, fit_similarity, transform_points, warp_between, warp_to_full
-from .engine import Pair, SourcePhoto
+from .engine import FaceMaps, Pair, SourcePhoto
 from .face import Face
-from .landmarks import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, STABLE_POINTS
-from .masks import face_mask, grow, polygon_mask
+from .landmarks import STABLE_POINTS, expression_distance
+from .masks import face_mask, feather, grow
+from .relight import masked_low_pass, relight
 from .request import HarmonizeParams, IdentityParams, MaskParams, ShadingParams
+from .reshape import outline_warp
+from .skin import pair_maps
+
+#: Degrees of head pose that weigh as much as an expression difference of 0.01 (mouth openness or smile,
+#: see :func:`.landmarks.expression_distance`): a smile against a neutral mouth (about 0.12) counts like
+#: a head turned 12° further.
+DEGREES_PER_EXPRESSION = 100.0
 
 
 def choose_source(sources: list[SourcePhoto], reference: Face) -> int:
-    """Index of the source photo whose head pose (yaw, pitch) is closest to the reference's.
+    """Index of the source photo closest to the reference in head pose (yaw, pitch) and expression.
 
-    Roll does not count: the alignment removes it.
+    Roll does not count: the alignment removes it. The expression (mouth open or closed, smiling or
+    not) counts as much as the pose: the client's mouth is pasted whole, so a photo with the
+    reference's expression keeps the reference's expression.
     """
     ref_yaw, ref_pitch, _ = reference.pose
-    distances = [np.hypot(s.face.pose[0] - ref_yaw, s.face.pose[1] - ref_pitch) for s in sources]
-    return int(np.argmin(distances))
+    costs = [np.hypot(s.face.pose[0] - ref_yaw, s.face.pose[1] - ref_pitch)
+             + DEGREES_PER_EXPRESSION * expression_distance(s.face.landmarks, reference.landmarks) for s in sources]
+    return int(np.argmin(costs))
 
 
 def identity_pair(crop: FaceCrop, reference_crop_rgb: np.ndarray, sources: list[SourcePhoto],
                   reference: Face, params: IdentityParams) -> Pair:
-    """A (reference-like) and B (source-like) in crop space.
+    """A (reference-like) and B (source-like) in crop space, and the maps the shading needs.
 
     The source is aligned with a similarity transform on the stable points only (eyes, nose,
-    mouth): rotation, uniform scale and shift keep every ratio of the client's face.
+    mouth): rotation, uniform scale and shift keep every ratio of the client's face. The reference
+    crop's face outline is then moved onto the client's (``face_shape`` of the way), so the client's
+    jaw and cheeks replace the reference's instead of sitting inside them.
     """
     index = params.source_index if params.source_index is not None else choose_source(sources, reference)
     if not 0 <= index < len(sources):
@@ -49,13 +65,57 @@ def identity_pair(crop: FaceCrop, reference_crop_rgb: np.ndarray, sources: list[
     to_crop = fit_similarity(source.face.landmarks[list(STABLE_POINTS), :2], ref_points[list(STABLE_POINTS), :2])
     aligned = warp_between(source.rgb, to_crop, crop.size)
     b_landmarks = transform_points(source.face.landmarks, to_crop)
-    a = _mix(reference_crop_rgb, aligned, params.a_strength)
-    b = _mix(reference_crop_rgb, aligned, params.b_strength)
-    return Pair(a=a, b=b, b_landmarks=b_landmarks, source_index=index)
+    reference_rgb = np.clip(reference_crop_rgb, 0.0, 1.0).astype(np.float32)
+    warp = outline_warp(ref_points, b_landmarks, crop.size, params.face_shape)
+    a_landmarks = ref_points if warp is None else warp.forward(ref_points)
+    if warp is not None:
+        reference_rgb = warp.apply(reference_rgb)
+    a = _mix(reference_rgb, aligned, params.a_strength)
+    b = _mix(reference_rgb, aligned, params.b_strength)
+    a_skin, b_skin, hair = pair_maps(a, a_landmarks, b, b_landmarks)
+    maps = FaceMaps(a_landmarks=a_landmarks, a_skin=a_skin, b_skin=b_skin, hair_free=hair,
+                    extent=None if warp is None else warp.extent)
+    return Pair(a=a, b=b, b_landmarks=b_landmarks, source_index=index, maps=maps)
+
+
+def relight_face(pair: Pair, shading: ShadingParams, mask: MaskParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The classic Shading stage: light map, HF-map and the shaded crop (see :mod:`.relight`).
+
+    The light map is A's, measured on its skin (mixed toward B's by ``1 − light_weight``) at
+    ``light_cutoff``; B's detail is B over its own light map at ``hf_cutoff``. Inside the client's face
+    (:func:`face_region`) the shaded crop is B relit; outside, A.
+    """
+    maps = pair.maps
+    if maps is None or pair.b_landmarks is None:
+        raise ValueError("the classic shading needs the face maps of the classic identity pair")
+    light = masked_low_pass(pair.a, maps.a_skin, shading.light_cutoff)
+    if shading.light_weight < 1.0:
+        light = _mix(masked_low_pass(pair.b, maps.b_skin, shading.light_cutoff), light, shading.light_weight)
+    b_light = masked_low_pass(pair.b, maps.b_skin, shading.hf_cutoff)
+    hf, face = relight(pair.b, b_light, light, shading.detail_weight)
+    region = face_region(pair, mask)[..., None]
+    return light, hf, (region * face + (1.0 - region) * pair.a).astype(np.float32)
+
+
+def face_region(pair: Pair, params: MaskParams) -> np.ndarray:
+    """Where B's face replaces A (crop space, float32 ``[0, 1]``): B's face oval grown by ``params.grow``,
+    less the hair of either face, feathered by ``params.feather``."""
+    assert pair.maps is not None and pair.b_landmarks is not None
+    shape = pair.b.shape[:2]
+    region = grow(face_mask(pair.b_landmarks, shape), params.grow) * pair.maps.hair_free
+    return feather(region, params.feather)
+
+
+def relight_mask(pair: Pair, params: MaskParams) -> np.ndarray:
+    """The classic engine's automatic paste mask (crop space): the client's face, and all the warp moved."""
+    region = face_region(pair, params)
+    extent = pair.maps.extent if pair.maps is not None else None
+    return region if extent is None else np.maximum(region, extent)
 
 
 def shade(a: np.ndarray, b: np.ndarray, params: ShadingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Light map (of A, or mixed toward B's by ``light_weight``), HF-map of B, and their recombination."""
+    """Frequency separation (the diffusion engine's control signals): light map of A (or mixed toward B's by
+    ``light_weight``), HF-map of B, and their recombination."""
     light = frequency.light_map(a, params.light_cutoff)
     if params.light_weight < 1.0:
         light = _mix(frequency.light_map(b, params.light_cutoff), light, params.light_weight)
@@ -92,32 +152,6 @@ def paste_back(reference: np.ndarray, face_crop_rgb: np.ndarray, crop: FaceCrop,
     return reference + alpha * (np.clip(patch, 0.0, 1.0) - reference)
 
 
-def skin_mask(landmarks: np.ndarray, shape: tuple[int, int], margin: float) -> np.ndarray:
-    """The face oval less eyes, brows and lips (grown by ``margin``): where skin colour is measured."""
-    skin = face_mask(landmarks, shape, grow_px=-margin)
-    for part in (LEFT_EYE, RIGHT_EYE, LEFT_BROW, RIGHT_BROW, LIPS):
-        skin = np.minimum(skin, 1.0 - grow(polygon_mask(landmarks[list(part), :2], shape), margin))
-    return skin > 0.5
-
-
-def match_colour(pasted: np.ndarray, reference: np.ndarray, skin: np.ndarray, strength: float) -> np.ndarray:
-    """Move the pasted face's LAB statistics over the skin toward the reference's.
-
-    Means move on all three channels; spreads only on a and b, so the client's skin texture (L
-    contrast: wrinkles, freckles) is kept while tint and saturation follow the reference.
-    """
-    if strength <= 0 or skin.sum() < 16:
-        return pasted
-    lab_p = cv2.cvtColor(pasted, cv2.COLOR_RGB2LAB)
-    lab_r = cv2.cvtColor(reference, cv2.COLOR_RGB2LAB)
-    mu_p, sd_p = lab_p[skin].mean(0), lab_p[skin].std(0) + 1e-3
-    mu_r, sd_r = lab_r[skin].mean(0), lab_r[skin].std(0) + 1e-3
-    gain = np.array([1.0, *np.clip(sd_r[1:] / sd_p[1:], 0.5, 2.0)], np.float32)
-    matched = (lab_p - mu_p) * gain + mu_r
-    matched = lab_p + strength * (matched - lab_p)
-    return np.clip(cv2.cvtColor(matched.astype(np.float32), cv2.COLOR_LAB2RGB), 0.0, 1.0)
-
-
 def poisson_blend(pasted: np.ndarray, reference: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Poisson-blend ``pasted`` into ``reference`` over the binary ``region`` (float images).
 
@@ -149,24 +183,20 @@ def poisson_blend(pasted: np.ndarray, reference: np.ndarray, region: np.ndarray)
     return out
 
 
-def harmonize(pasted: np.ndarray, reference: np.ndarray, mask: np.ndarray, skin: np.ndarray,
+def harmonize(pasted: np.ndarray, reference: np.ndarray, mask: np.ndarray,
               params: HarmonizeParams, seam_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Colour match, then Poisson blend over the mask grown by the seam band.
+    """Poisson blend over the mask grown by the seam band.
 
-    Returns the harmonised image and the harmonisation region (bool): outside it the caller keeps
-    the reference's pixels bit for bit.
+    No colour matching: the relit face already carries the reference's light and colour, and a global
+    colour shift would tint the hair and background the outline warp pasted with it. Returns the
+    harmonised image and the harmonisation region (bool): outside it the caller keeps the reference's
+    pixels bit for bit.
     """
     region = grow((mask > 0).astype(np.float32), seam_px) > 0
     if params.strength <= 0:
         return pasted, mask > 0
-    matched = pasted.copy()
-    inside = mask > 0
-    coloured = match_colour(pasted, reference, skin, params.strength)
-    weight = mask[:, :, None]
-    matched = np.where(inside[:, :, None], pasted + weight * (coloured - pasted), pasted)
-    blended = poisson_blend(matched, reference, region)
-    out = matched + params.strength * (blended - matched)
-    return out, region
+    blended = poisson_blend(pasted, reference, region)
+    return pasted + params.strength * (blended - pasted), region
 
 
 def _mix(base: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:

@@ -27,13 +27,13 @@ class ClassicEngine:
 
     def shading(self, scene: Scene, pair: Pair, reporter: Reporter) -> Shading:
         reporter("shading", 0, 1, "Separating light and detail")
-        return Shading(*classic.shade(pair.a, pair.b, scene.request.shading))
+        return Shading(*classic.relight_face(pair, scene.request.shading, scene.request.mask_params))
 
     def auto_mask(self, scene: Scene, pair: Pair) -> np.ndarray:
-        return classic.crop_mask(scene.crop, scene.face, pair.b_landmarks, scene.request.mask_params)
+        return classic.relight_mask(pair, scene.request.mask_params)
 
     def harmonize(self, scene: Scene, pasted: Pasted, seam_px: float, reporter: Reporter) -> Harmonized:
-        reporter("harmonize", 0, 2, "Matching colour and blending the seam")
+        reporter("harmonize", 0, 2, "Blending the seam")
         x0, y0, x1, y1 = pasted.roi
         margin = 3.0 / scene.crop.scale
         # Only the mask and the seam band around it can change: work on that box of the ROI (a third of it
@@ -41,14 +41,10 @@ class ClassicEngine:
         bx0, by0, bx1, by1 = _box_around(pasted.mask > 0, max(seam_px, margin) + 6)
         mask = pasted.mask[by0:by1, bx0:bx1]
         reference = scene.picture.pixels[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1]
-        local = scene.face.landmarks.copy()
-        local[:, 0] -= x0 + bx0
-        local[:, 1] -= y0 + by0
-        skin = classic.skin_mask(local, (by1 - by0, bx1 - bx0), margin=margin) & (mask > 0.5)
-        reporter("harmonize", 1, 2, "Matching colour and blending the seam")
+        reporter("harmonize", 1, 2, "Blending the seam")
         # One long OpenCV call (the Poisson solve) inside: run so that a cancel need not wait for it.
         out, region = run_cancellable(reporter.cancel, classic.harmonize, pasted.roi_float[by0:by1, bx0:bx1],
-                                      to_float(reference), mask, skin, scene.request.harmonize, seam_px)
+                                      to_float(reference), mask, scene.request.harmonize, seam_px)
         window = np.zeros(pasted.roi_float.shape, reference.dtype)  # outside ``region`` nothing is taken from it
         window[by0:by1, bx0:bx1] = from_float(out, reference.dtype)
         whole = np.zeros(pasted.mask.shape[:2], bool)

@@ -50,6 +50,29 @@ class Scene:
 
 
 @dataclass(frozen=True, eq=False)
+class FaceMaps:
+    """What an engine measured of the two faces of a pair, in crop space (the classic engine's relighting).
+
+    Attributes
+    ----------
+    a_landmarks:
+        The reference face's landmarks in A (after its outline was moved onto the client's).
+    a_skin, b_skin:
+        Float32 ``[0, 1]``: the skin each face's light is measured on (no eyes, brows, lips or hair).
+    hair_free:
+        Float32 ``[0, 1]``: 0 where either face has hair (a fringe, the temples), which B's face must not cover.
+    extent:
+        Float32 ``[0, 1]``: where A differs from the reference crop (the moved outline); ``None`` if nowhere.
+    """
+
+    a_landmarks: np.ndarray
+    a_skin: np.ndarray
+    b_skin: np.ndarray
+    hair_free: np.ndarray
+    extent: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class Pair:
     """Identity Net: A (reference-like) and B (client-like), in crop space."""
 
@@ -59,6 +82,8 @@ class Pair:
     source_index: int
     #: The client's face landmarks in crop coordinates (B's geometry), where the engine knows them.
     b_landmarks: np.ndarray | None = None
+    #: What the engine measured of both faces (skin, hair, the moved outline), where it did.
+    maps: FaceMaps | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,6 +24,9 @@ Measures (dlib convention: Euclidean distance of descriptors, same person below 
 - ``seam``: :func:`seam.seam_step`, the excess step across the edge of the changed region, 8-bit levels;
 - ``outside``: pixels changed outside the method's declared region (the engine's harmonisation region,
   the paste's mask): 0 means every other pixel is bit-identical to the reference;
+- ``light`` and ``colour``: did the output keep the reference's light (:mod:`.lighting`): the correlation of
+  the two faces' light maps over the skin both show (1 = the same light and shade), and the ΔE between
+  their mean skin colour (a*, b*; 0 = the same colour);
 - ``seconds``: the method's own time (the engine's run, less its identity scoring).
 """
 
@@ -46,6 +49,7 @@ from .face import Face, detect_faces
 from .identity import EmbeddingBackend, distance, load_embedding_backend
 from .identity_report import output_face, verdict_of
 from .imaging import load_image, to_float, to_uint8
+from .lighting import light_agreement
 from .quality import SetPhoto, check_identity_set
 from .request import IdentityParams, MaskParams, RunRequest
 from .seam import changed_outside, seam_step
@@ -103,6 +107,8 @@ class Row:
     seam: float | None
     outside: int | None
     seconds: float | None
+    light: float | None = None
+    colour: float | None = None
     warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -123,6 +129,8 @@ class Summary:
     outside: int | None
     seconds: float | None
     verdicts: dict[str, int]
+    light: float | None = None
+    colour: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -306,8 +314,10 @@ class _Scorer:
             region: np.ndarray | None, seconds: float | None, raw: np.ndarray | None = None,
             raw_reference: np.ndarray | None = None) -> Row:
         metric = self.backend.metric
+        face = None
         if embedding is None:
-            embedding = self.backend.embed(output, output_face(output, self.ref.face))
+            face = output_face(output, self.ref.face)
+            embedding = self.backend.embed(output, face)
         if self.held is not None:
             d_client = distance(embedding, self.held.embedding, metric)
         else:
@@ -317,14 +327,19 @@ class _Scorer:
         transfer = None
         if self.held is not None and self.d_ref_held - self.d_own_held >= MIN_TRANSFER_SPAN:
             transfer = (self.d_ref_held - d_client) / (self.d_ref_held - self.d_own_held)
-        seam = outside = None
+        seam = outside = light = colour = None
         if output is not None and method not in (REFERENCE, CLIENT_PHOTO):
             seam = seam_step(output, self.ref.rgb)
             outside = changed_outside(raw if raw is not None else output,
                                       raw_reference if raw_reference is not None else self.ref.rgb, region)
+            measured = light_agreement(output, self.ref.rgb, self.ref.face, face or self.ref.face)
+            if measured is not None:
+                light, colour = measured
+        elif method == REFERENCE:
+            light, colour = 1.0, 0.0
         return Row(method=method, d_client=d_client, d_ref=d_ref, verdict=verdict_of(d_client, d_ref, threshold),
                    success=d_client < threshold <= d_ref, transfer=transfer, seam=seam, outside=outside,
-                   seconds=seconds, **common)
+                   seconds=seconds, light=light, colour=colour, **common)
 
 
 def naive_paste(reference: Photo, sources: list[classic.SourcePhoto], crop_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +379,8 @@ def summarise(rows: Sequence[Row], method: str) -> Summary:
                    success=float(np.mean([r.success for r in evidence])) if evidence else 0.0,
                    transfer=mean([r.transfer for r in evidence]), seam=mean([r.seam for r in evidence]),
                    outside=max(outside) if outside else None, seconds=mean([r.seconds for r in evidence]),
-                   verdicts=verdicts)
+                   verdicts=verdicts, light=mean([r.light for r in evidence]),
+                   colour=mean([r.colour for r in evidence]))
 
 
 def _load(person: str, paths: list[Path], backend: EmbeddingBackend, skipped: list[str]) -> list[Photo]:

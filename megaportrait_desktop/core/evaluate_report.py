@@ -13,7 +13,7 @@ from .evaluate import CLIENT_PHOTO, PASTE, REFERENCE, Evaluation, Row, Summary
 #: Rows of the contact sheet at most (one per identity × held-out × reference); the rest are in the tables.
 SHEET_ROWS = 40
 CSV_FIELDS = ("identity", "held_out", "reference", "method", "source", "d_client", "d_ref", "verdict", "success",
-              "transfer", "seam", "outside", "seconds", "warnings")
+              "transfer", "seam", "outside", "seconds", "light", "colour", "warnings")
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path, tile_size: int = 192) -> dict[str, Path]:
@@ -58,8 +58,8 @@ def table_markdown(evaluation: Evaluation) -> str:
         f"{len(evaluation.identities)} identities × {len(evaluation.references)} references, "
         f"{len(held)} runs per method with a held-out client photo (leave-one-out).", "",
         "| method | distance to client (held-out) | distance to reference person | success (client, not reference) "
-        "| transfer | seam edge step | pixels changed outside the region | seconds | n |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| transfer | seam edge step | pixels changed outside the region | light kept | colour shift | seconds | n |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for summary in evaluation.summaries:
         if summary.method in {evaluation.engine_method, REFERENCE, PASTE, CLIENT_PHOTO}:
@@ -67,19 +67,24 @@ def table_markdown(evaluation: Evaluation) -> str:
     lines += ["", "success: distance to the held-out client photo below the threshold and to the reference person "
                   "at or above it. transfer: (D_ref − d) / (D_ref − D_own), 0 = as far from the client as the "
                   "untouched reference, 1 = as close as the client's own (chosen) photo. seam: mean step across "
-                  "the edge of the changed region less the reference's own step there, 8-bit levels.", ""]
+                  "the edge of the changed region less the reference's own step there, 8-bit levels. light kept: "
+                  "correlation of the output's light map with the reference's over the skin both faces show "
+                  "(CIE L*, low-passed at 0.35 × the interocular distance; 1 = the same light). colour shift: ΔE "
+                  "between their mean skin a*b*.", ""]
     if evaluation.sweeps:
         base = next(s for s in evaluation.summaries if s.method == evaluation.engine_method)
         lines += ["## Sweeps", "", "One setting at a time, the others at the request's values; Δ is against "
                   f"`{evaluation.engine_method}` at those values.", "",
-                  "| setting | distance to client | Δ | distance to reference | success | transfer | seam | n |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| setting | distance to client | Δ | distance to reference | success | transfer | seam | light kept "
+                  "| n |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for sweep in evaluation.sweeps:
             for value in sweep.values:
                 name = f"{evaluation.engine_method} {sweep.label(value)}"
                 s = next(x for x in evaluation.summaries if x.method == name)
                 lines.append(f"| {sweep.label(value)} | {s.d_client:.3f} | {s.d_client - base.d_client:+.3f} | "
-                             f"{s.d_ref:.3f} | {s.success:.0%} | {_num(s.transfer, 2)} | {_num(s.seam, 1)} | {s.n} |")
+                             f"{s.d_ref:.3f} | {s.success:.0%} | {_num(s.transfer, 2)} | {_num(s.seam, 1)} | "
+                             f"{_num(s.light, 2)} | {s.n} |")
         lines.append("")
     lines += ["## Identity sets", ""]
     for person, photos in evaluation.identities.items():
@@ -88,7 +93,8 @@ def table_markdown(evaluation: Evaluation) -> str:
             lines.append(f"  - warning: {message}")
     mismatched = _by_warning(evaluation, "expression_mismatch")
     if mismatched:
-        lines += ["", f"Pairs where no photo of the set matches the reference's mouth (open / closed): "
+        lines += ["", "Pairs where no photo of the set matches the reference's expression (mouth open or closed, "
+                      "smiling or not): "
                       f"{mismatched[0]} of {mismatched[1]}, success {_pct(mismatched[2])} there against "
                       f"{_pct(mismatched[3])} elsewhere ({evaluation.engine_method})."]
     if evaluation.skipped:
@@ -101,7 +107,8 @@ def _summary_row(s: Summary, bold: bool) -> str:
     outside = "–" if s.outside is None else f"{s.outside}"
     seconds = "–" if s.seconds is None else f"{s.seconds:.2f}"
     return (f"| {name} | {s.d_client:.3f} | {s.d_ref:.3f} | {s.success:.0%} | {_num(s.transfer, 2)} | "
-            f"{_num(s.seam, 1, ' levels')} | {outside} | {seconds} | {s.n} |")
+            f"{_num(s.seam, 1, ' levels')} | {outside} | {_num(s.light, 2)} | {_num(s.colour, 1)} | {seconds} | "
+            f"{s.n} |")
 
 
 def _by_warning(evaluation: Evaluation, code: str) -> tuple[int, int, float | None, float | None] | None:

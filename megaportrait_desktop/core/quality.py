@@ -10,8 +10,11 @@ import numpy as np
 
 from .align import crop_face
 from .face import Face
-from .landmarks import mouth_openness
+from .landmarks import expression_distance, mouth_openness, smile
 from .masks import face_mask
+
+#: A smile (:func:`.landmarks.smile`) at or above this reads as smiling in the messages.
+SMILING = 0.1
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,10 @@ class QualityThresholds:
     #: photo mirrored, re-encoded, resized, cropped, greyed or rotated 10° measured 0.03–0.20; two different
     #: photos of one person 0.34–0.55 (public-domain portraits, see README).
     near_duplicate_distance: float = 0.25
-    #: Mouth openness (inner-lip gap / interocular distance; closed ≈ 0, a smile with teeth ≈ 0.15, speaking
-    #: ≈ 0.35) by which every photo of the set may differ from the reference before it is flagged.
+    #: Expression difference (:func:`.landmarks.expression_distance`: the larger of the differences in mouth
+    #: openness, the inner-lip gap over the interocular distance, closed ≈ 0, a smile with teeth ≈ 0.15,
+    #: speaking ≈ 0.35, and in smile, the mouth corners' lift, neutral ≈ 0.0–0.07, smiling ≈ 0.12–0.24) by which
+    #: every photo of the set may differ from the reference before it is flagged.
     max_mouth_difference: float = 0.1
 
 
@@ -138,7 +143,8 @@ def check_identity_set(photos: Sequence[SetPhoto], reference_landmarks: np.ndarr
     - near-duplicates: two photos closer than ``near_duplicate_distance`` (one photo twice adds nothing);
     - several faces in a photo: the largest is used, which may not be the client;
     - expressions unlike the reference's (``reference_landmarks`` given): no photo of the set opens its
-      mouth about as much as the reference does, so the reference's mouth shows through the client's.
+      mouth or smiles about as much as the reference does, so the output has the client's expression from
+      the closest photo, not the reference's.
 
     ``metric`` is the backend's (near-duplicates are measured on dlib's Euclidean scale; with a cosine
     backend the check is skipped).
@@ -168,21 +174,24 @@ def check_identity_set(photos: Sequence[SetPhoto], reference_landmarks: np.ndarr
                 "several_faces", f"{photo.name} has {photo.face_count} faces: the largest is used; crop it to "
                                  "the client."))
     if reference_landmarks is not None:
-        target = mouth_openness(reference_landmarks)
-        measured = [(abs(mouth_openness(p.landmarks) - target), p) for p in photos if p.landmarks is not None]
+        measured = [(expression_distance(p.landmarks, reference_landmarks), p) for p in photos
+                    if p.landmarks is not None]
         if measured and min(d for d, _ in measured) > thresholds.max_mouth_difference:
             closest = min(measured, key=lambda m: m[0])[1]
             issues.append(QualityIssue(
                 "expression_mismatch",
-                f"The reference's mouth is {_mouth_words(target)}, but in every photo of the set it is "
-                f"{_mouth_words(mouth_openness(closest.landmarks))} or further from it: the reference's mouth "
-                "will show through the client's; add a photo of the client with a similar expression."))
+                f"The reference's mouth is {_mouth_words(reference_landmarks)}, but no photo of the set comes close "
+                f"(the nearest, {closest.name}: {_mouth_words(closest.landmarks)}): the face will have that photo's "
+                "expression, not the reference's; add a photo of the client with a similar expression."))
     return tuple(issues)
 
 
-def _mouth_words(openness: float) -> str:
+def _mouth_words(landmarks: np.ndarray) -> str:
+    openness = mouth_openness(landmarks)
     if openness < 0.05:
-        return "closed"
-    if openness < 0.3:
-        return "parted (a smile with teeth)"
-    return "open"
+        shape = "closed"
+    elif openness < 0.3:
+        shape = "parted (teeth showing)"
+    else:
+        shape = "open"
+    return f"{shape}, smiling" if smile(landmarks) >= SMILING else f"{shape}, not smiling"

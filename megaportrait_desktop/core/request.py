@@ -36,16 +36,23 @@ class IdentityParams:
 
     a_strength: float = 0.0
     b_strength: float = 1.0
-    #: Which identity photo stands in for B (classic engine); ``None`` = the closest head pose.
+    #: Which identity photo stands in for B (classic engine); ``None`` = the closest head pose and expression.
     source_index: int | None = None
+    #: Classic engine: how far the reference's face outline (jaw, cheeks, chin) moves onto the client's;
+    #: 0 keeps the reference's outline, 1 takes the client's face shape.
+    face_shape: float = 1.0
 
 
 @dataclass(frozen=True)
 class ShadingParams:
-    """Frequency separation (cut-offs are Gaussian sigmas in crop pixels at the working size)."""
+    """Light and detail (cut-offs are Gaussian sigmas in crop pixels at the working size).
 
-    light_cutoff: float = 10.0
-    hf_cutoff: float = 10.0
+    The classic engine relights B with A's light map (both measured on skin only, see
+    :mod:`.relight`); the diffusion engine conditions on the light map of A and the HF-map of B.
+    """
+
+    light_cutoff: float = 30.0
+    hf_cutoff: float = 30.0
     #: 1 = all shading from A (the reference); 0 = all from B.
     light_weight: float = 1.0
     #: Gain on B's detail.
@@ -56,15 +63,16 @@ class ShadingParams:
 class MaskParams:
     """The automatic mask (ignored when the request carries a user mask). Crop pixels."""
 
-    grow: float = -4.0
-    feather: float = 6.0
+    grow: float = 4.0
+    feather: float = 8.0
 
 
 @dataclass(frozen=True)
 class HarmonizeParams:
-    """Harmonisation: colour matching and Poisson blending over the face and seam band."""
+    """Harmonisation: Poisson blending over the face and seam band (the classic engine; the diffusion engine
+    repaints the seam band)."""
 
-    #: 0 = the pasted face as is; 1 = full colour match and Poisson blend.
+    #: 0 = the pasted face as is; 1 = full Poisson blend.
     strength: float = 1.0
     #: Width of the band around the mask edge that is harmonised, in crop pixels.
     seam_width: float = 10.0
@@ -192,6 +200,7 @@ class RunRequest:
             raise RequestError("The face index cannot be negative.")
         for name, value in (("A identity strength", self.identity_params.a_strength),
                             ("B identity strength", self.identity_params.b_strength),
+                            ("face shape", self.identity_params.face_shape),
                             ("light weight", self.shading.light_weight),
                             ("harmonisation strength", self.harmonize.strength)):
             if not 0.0 <= value <= 1.0:

@@ -61,11 +61,13 @@ class PipelinePanel(QWidget):
 
         self.a_strength = double_slider(0.0, 1.0, 0.0, "Identity weight of A, the reference-like image")
         self.b_strength = double_slider(0.0, 1.0, 1.0, "Identity weight of B, the client-like image")
-        self.light_cutoff = double_slider(1.0, 60.0, 10.0, "Light map blur (crop pixels): larger = softer shading")
-        self.hf_cutoff = double_slider(1.0, 60.0, 10.0, "Detail kept from B (crop pixels): larger = more of B")
+        self.face_shape = double_slider(0.0, 1.0, 1.0, "Classic engine: the reference's jaw and cheeks moved onto the "
+                                                       "client's (1 = the client's face shape, 0 = the reference's)")
+        self.light_cutoff = double_slider(1.0, 60.0, 30.0, "Light map blur (crop pixels): larger = softer shading")
+        self.hf_cutoff = double_slider(1.0, 60.0, 30.0, "Detail kept from B (crop pixels): larger = more of B")
         self.light_weight = double_slider(0.0, 1.0, 1.0, "Shading from the reference (1) or the client photo (0)")
         self.detail_weight = double_slider(0.0, 2.0, 1.0, "Gain on the client's detail")
-        self.harmonize_strength = double_slider(0.0, 1.0, 1.0, "Colour match and seam blending")
+        self.harmonize_strength = double_slider(0.0, 1.0, 1.0, "Seam blending")
         self.seam_width = double_slider(0.0, 40.0, 10.0, "Width of the blended band around the mask edge")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
@@ -77,6 +79,7 @@ class PipelinePanel(QWidget):
         form = QFormLayout(identity)
         form.addRow("A identity", self.a_strength)
         form.addRow("B identity", self.b_strength)
+        form.addRow("Face shape", self.face_shape)
         shading = QGroupBox("Shading")
         form = QFormLayout(shading)
         form.addRow("Light cut-off", self.light_cutoff)
@@ -150,6 +153,7 @@ class PipelinePanel(QWidget):
                              ("steps", self.steps),
                              ("identity_params.a_strength", self.a_strength),
                              ("identity_params.b_strength", self.b_strength),
+                             ("identity_params.face_shape", self.face_shape),
                              ("shading.light_cutoff", self.light_cutoff), ("shading.hf_cutoff", self.hf_cutoff),
                              ("shading.light_weight", self.light_weight), ("shading.detail_weight", self.detail_weight),
                              ("harmonize.strength", self.harmonize_strength),

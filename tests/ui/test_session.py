@@ -18,6 +18,7 @@ from megaportrait_desktop.ui.images import from_qimage
 
 # Every slider that changes the shaded crop, with the range the panel offers.
 SLIDERS = {"identity_params.a_strength": (0.0, 1.0), "identity_params.b_strength": (0.0, 1.0),
+           "identity_params.face_shape": (0.0, 1.0),
            "shading.light_cutoff": (1.0, 60.0), "shading.hf_cutoff": (1.0, 60.0),
            "shading.light_weight": (0.0, 1.0), "shading.detail_weight": (0.0, 2.0)}
 
@@ -58,7 +59,8 @@ def test_every_shading_slider_reaches_the_canvas(window, qtbot) -> None:
     window.stage_view.show_stage(Stage.SHADED)
     panel = window.panel
     # (A only shows through the light map: move it while the light still comes from A.)
-    for widget, value in ((panel.a_strength, 0.6), (panel.b_strength, 0.5), (panel.light_weight, 0.3),
+    for widget, value in ((panel.a_strength, 0.6), (panel.b_strength, 0.5), (panel.face_shape, 0.3),
+                          (panel.light_weight, 0.3),
                           (panel.detail_weight, 1.7), (panel.light_cutoff, 25.0), (panel.hf_cutoff, 4.0)):
         before = from_qimage(window.canvas.image())
         widget.setValue(value)
@@ -118,7 +120,7 @@ def test_double_click_resets_a_slider_and_reset_all_resets_every_one(window, qtb
     assert session.get("shading.light_cutoff") == 33.0
     slider = panel.light_cutoff._slider  # the slider inside superqt's labelled slider
     qtbot.mouseDClick(slider, Qt.MouseButton.LeftButton)
-    assert session.get("shading.light_cutoff") == 10.0 and panel.light_cutoff.value() == pytest.approx(10.0)
+    assert session.get("shading.light_cutoff") == 30.0 and panel.light_cutoff.value() == pytest.approx(30.0)
     assert session.get("shading.detail_weight") == 1.5  # only that one
     panel.reset_all.click()
     assert session.get("shading.detail_weight") == 1.0 and panel.detail_weight.value() == pytest.approx(1.0)
