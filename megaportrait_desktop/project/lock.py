@@ -66,7 +66,8 @@ class ProjectLock:
             holder = read_holder(self.path.parent)
             who = holder.describe() if holder else "another MegaPortrait window or command"
             raise ProjectBusyError(f"The project {self.path.parent} is open in {who}. Close it there, then try "
-                                   "again; reading commands (info, list, export, contact-sheet, verify) work meanwhile.",
+                                   "again; reading commands (info, list, export, contact-sheet, verify) work "
+                                   "meanwhile.",
                                    holder) from None
         except OSError as exc:
             raise ProjectError(f"Cannot lock the project {self.path.parent} for writing ({exc.strerror or exc}). "
