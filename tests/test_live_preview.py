@@ -31,7 +31,13 @@ def test_images_arrive_while_the_slider_still_moves_and_the_last_is_the_newest(p
         if generation == final["generation"]:
             settled.set()
 
-    worker = LatestOnlyWorker(render, on_ready)
+    def render_slower_than_the_slider(request: RunRequest) -> dict:
+        # A render here can take less than the 17 ms between two slider events; on the GPU it takes longer.
+        # Slowed to 30 ms, requests are overtaken while one renders, which is what this test is about.
+        time.sleep(0.03)
+        return render(request)
+
+    worker = LatestOnlyWorker(render_slower_than_the_slider, on_ready)
     values = 6.0 + 24.0 * (0.5 - 0.5 * np.cos(np.linspace(0, 4 * np.pi, 180)))  # 3 s back and forth at 60 a second
     start = time.perf_counter()
     for i, value in enumerate(values):

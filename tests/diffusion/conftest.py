@@ -28,6 +28,17 @@ def engine(tiny_models):
     return DiffusionEngine(settings_for(tiny_models["folders"]))
 
 
+@pytest.fixture(autouse=True)
+def _engine_left_without_a_speed_lora(request: pytest.FixtureRequest):
+    """The session's engine is shared: a draft test's speed LoRA (and its draft scale) must not reach the next
+    test (the training test checks the base UNet has no LoRA layers; the reload test compares images)."""
+    yield
+    if "engine" in request.fixturenames:
+        models = request.getfixturevalue("engine").models()
+        models.set_speed_lora(None)
+        models.set_draft(False)
+
+
 @pytest.fixture(scope="session")
 def single_file_engine(tiny_models):
     from megaportrait_desktop.core.diffusion.engine import DiffusionEngine
