@@ -44,6 +44,18 @@ ROLE_SUGGESTIONS = {
     "inpaint_controlnet": "the SD 1.5 inpaint ControlNet 'lllyasviel/control_v11p_sd15_inpaint'",
 }
 
+#: Where the user chooses models in the app (there is no Settings menu: the Models menu has the manager).
+MODEL_MANAGER = "Models → Model Manager"
+
+
+def where_to_set(role: str) -> str:
+    """How to choose ``role``'s model, in the app and on the command line (for messages that say what to do)."""
+    flag = "--" + role.replace("_", "-")
+    return (f"in the app, {MODEL_MANAGER} (select the {ROLE_NAMES.get(role, role)}, then Download, Choose "
+            f"checkpoint… or Install pack…); on the command line, 'python main.py models set {role} SOURCE', or "
+            f"{flag} SOURCE for one run")
+
+
 #: The repos each role's suggested model comes from (and whose hyper-parameters the shipped configs copy).
 DEFAULT_CONFIGS = {
     "base": "stable-diffusion-v1-5/stable-diffusion-v1-5",
