@@ -38,6 +38,8 @@ class OutputQuery:
     verdict: str | None = None
     #: Only the outputs of this batch.
     batch_id: int | None = None
+    #: Outputs left out (the app's deleted outputs while their deletion can still be undone).
+    exclude_ids: tuple[int, ...] = ()
     sort: str = "newest"
     page: int = 0
     page_size: int = 100
@@ -104,6 +106,9 @@ def _where(q: OutputQuery) -> tuple[str, tuple]:
     if q.favourite is not None:
         clauses.append("o.favourite = ?")
         params.append(int(q.favourite))
+    if q.exclude_ids:
+        clauses.append(f"o.id NOT IN ({','.join('?' * len(q.exclude_ids))})")
+        params.extend(q.exclude_ids)
     if q.tag:
         clauses.append("EXISTS (SELECT 1 FROM output_tags g WHERE g.output_id = o.id AND g.tag = ?)")
         params.append(q.tag)

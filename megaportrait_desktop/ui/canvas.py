@@ -12,6 +12,10 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEve
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
+#: The mask overlay's colour by default: cyan reads on skin, orange suits and red lips alike (pink did not).
+OVERLAY_COLOUR = (0, 200, 255)
+#: How near (screen pixels) the pointer must be to the before/after line to drag it.
+SPLIT_GRAB_PX = 8
 
 
 class _ImageItem(QGraphicsItem):
@@ -66,9 +70,14 @@ class _OverlayItem(QGraphicsItem):
         if self.image.width() != w or self.image.height() != h:
             self.prepareGeometryChange()
             self.image = QImage(w, h, QImage.Format.Format_RGBA8888)
+        self.set_colour(colour)
+        self.update_region(mask, (0, 0, w, h))
+
+    def set_colour(self, colour: tuple[int, int, int]) -> None:
+        if not self.image.isNull():
             pixels = self._pixels()
             pixels[..., 0], pixels[..., 1], pixels[..., 2] = colour
-        self.update_region(mask, (0, 0, w, h))
+            self.update()
 
     def update_region(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
         x0, y0, x1, y1 = rect
@@ -85,6 +94,7 @@ class ImageCanvas(QGraphicsView):
     """Zoomable, pannable viewer; in painting mode, left-button drags become strokes."""
 
     zoom_changed = Signal(float)
+    split_changed = Signal(float)  # the before/after line, dragged on the image (0 = left edge, 1 = right)
     stroke_started = Signal(float, float)
     stroke_moved = Signal(float, float)
     stroke_finished = Signal()
@@ -100,6 +110,8 @@ class ImageCanvas(QGraphicsView):
         self._overlay.setVisible(False)
         self._painting = False
         self._stroking = False
+        self._dragging_split = False
+        self.overlay_colour = OVERLAY_COLOUR
         self._fit_on_resize = True
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
@@ -143,17 +155,38 @@ class ImageCanvas(QGraphicsView):
         self._image.update()
 
     def set_split(self, fraction: float) -> None:
-        self._image.split = min(max(fraction, 0.0), 1.0)
-        self._image.update()
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction != self._image.split:
+            self._image.split = fraction
+            self._image.update()
+            self.split_changed.emit(fraction)
+
+    @property
+    def split(self) -> float:
+        return self._image.split
+
+    def comparing(self) -> bool:
+        """A before image is shown left of the split line."""
+        return self._image.before is not None and self._image.before.size() == self._image.image.size()
+
+    def _near_split(self, event: QMouseEvent) -> bool:
+        if not self.comparing():
+            return False
+        line_x = self.mapFromScene(QPointF(self._image.split * self._image.image.width(), 0)).x()
+        return abs(event.position().x() - line_x) <= SPLIT_GRAB_PX
 
     # ------------------------------------------------------------------ mask overlay
 
-    def set_mask(self, mask: np.ndarray | None, colour: tuple[int, int, int] = (255, 60, 90)) -> None:
+    def set_mask(self, mask: np.ndarray | None) -> None:
         if mask is None:
             self._overlay.setVisible(False)
             return
-        self._overlay.set_mask(mask, colour)
+        self._overlay.set_mask(mask, self.overlay_colour)
         self._overlay.setVisible(True)
+
+    def set_overlay_colour(self, colour: tuple[int, int, int]) -> None:
+        self.overlay_colour = colour
+        self._overlay.set_colour(colour)
 
     def update_mask(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
         self._overlay.update_region(mask, rect)
@@ -207,6 +240,9 @@ class ImageCanvas(QGraphicsView):
         return self.mapToScene(event.position().toPoint())
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton and self._near_split(event):
+            self._dragging_split = True  # the before/after line moves with the mouse, as in Lightroom
+            return
         if self._painting and event.button() == Qt.MouseButton.LeftButton:
             p = self._image_point(event)
             self._stroking = True
@@ -215,6 +251,14 @@ class ImageCanvas(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._dragging_split:
+            width = self._image.image.width()
+            self.set_split(self._image_point(event).x() / width if width else 0.5)
+            return
+        if not self._stroking and not event.buttons():
+            split = self._near_split(event)
+            idle = Qt.CursorShape.CrossCursor if self._painting else Qt.CursorShape.OpenHandCursor
+            self.viewport().setCursor(Qt.CursorShape.SplitHCursor if split else idle)
         if self._stroking:
             p = self._image_point(event)
             self.stroke_moved.emit(p.x(), p.y())
@@ -222,6 +266,9 @@ class ImageCanvas(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._dragging_split and event.button() == Qt.MouseButton.LeftButton:
+            self._dragging_split = False
+            return
         if self._stroking and event.button() == Qt.MouseButton.LeftButton:
             self._stroking = False
             self.stroke_finished.emit()

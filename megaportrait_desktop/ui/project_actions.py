@@ -25,20 +25,33 @@ class ProjectActions(QObject):
         self.window = window
         window.identities.import_requested.connect(self.import_identity_photos)
         window.references.import_requested.connect(self.import_references)
+        # Photos removed or an identity renamed: the request (and History's identity filter) change.
+        window.identities.photos_changed.connect(lambda _: (window.session.request_changed.emit(),
+                                                            window.history.refresh()))
+        window.references.reference_changed.connect(lambda r: setattr(window.identities.photos, "reference_id", r))
 
     # ------------------------------------------------------------------ projects
 
     def new_project(self) -> None:
+        """Ask for a name and a location (:class:`.new_project_dialog.NewProjectDialog`), then create and open it."""
+        from .new_project_dialog import NewProjectDialog
+        from .recent import settings
+
         w = self.window
-        folder = QFileDialog.getExistingDirectory(w, "Choose an empty folder for the new project")
-        if not folder:
-            return
+        w.new_project_dialog = dialog = NewProjectDialog(settings(), w)
+        dialog.setModal(True)
+        dialog.accepted.connect(lambda: self.create_project(dialog.target(), dialog.project_name()))
+        show_over(w, dialog)
+
+    def create_project(self, folder, name: str | None = None) -> bool:
+        """Create the project folder ``folder`` (called ``name``) and open it."""
+        w = self.window
         try:
-            Project.create(folder, program="MegaPortrait Desktop").close()
+            Project.create(folder, name=name, program="MegaPortrait Desktop").close()
         except ProjectError as exc:
             show_error(w, "New project", str(exc))
-            return
-        w.open_project(folder)
+            return False
+        return w.open_project(folder)
 
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.window, "Open a MegaPortrait project folder")
