@@ -202,7 +202,7 @@ def presets_from_json(text: str | None) -> tuple[ExportPreset, ...]:
     for item in items if isinstance(items, list) else []:
         try:
             presets.append(ExportPreset.from_json(item))
-        except (ProjectError, TypeError, ValueError):
+        except (ProjectError, TypeError, ValueError, AttributeError):
             continue
     return tuple(presets)
 

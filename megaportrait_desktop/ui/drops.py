@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QAbstractItemView
 
@@ -39,6 +39,8 @@ class FileDrops(QObject):
             paths = dropped_images(event)
             if paths:
                 event.acceptProposedAction()
-                self.dropped.emit(paths, event.position().toPoint())
+                point = event.position().toPoint()
+                # After the drop returns: what it starts (a name dialog) must not keep the file manager waiting.
+                QTimer.singleShot(0, lambda: self.dropped.emit(paths, point))
                 return True
         return False

@@ -87,6 +87,25 @@ def show_welcome(window) -> QWidget:
     return banner
 
 
+def update_canvas_hint(window) -> None:
+    """What the empty canvas says: the next step for the project as it is."""
+    project = window.project
+    if project is None:
+        text = "Open a project (File → Open Project) or create one (File → New Project)."
+    elif not project.references():
+        text = ("Next: add the portrait to work on. Drop it on References (left), or References → Import….\n"
+                "The client's photos go in Identities: New, then drop their photos on it.")
+    elif not window.session.reference_id:
+        text = "Choose a reference in References to see it here."
+    else:
+        text = "Loading…"
+    window.canvas.hint = text
+    window.canvas.viewport().update()
+    welcome = getattr(window, "welcome", None)
+    if welcome is not None and welcome.isVisible() and project is not None and project.name != "Demo":
+        welcome.hide()  # it speaks of the demo project
+
+
 def first_start() -> bool:
     """No project was ever opened and the welcome was never closed."""
     from .recent import recent_projects, settings

@@ -328,8 +328,9 @@ class HistoryDock(QDockWidget):
         self.update_item(output_id)
 
     def _emit(self, signal) -> None:
-        if self.current_id():
-            signal.emit(self.current_id())
+        ids = self.selected_ids()  # the current output, or the first selected one
+        if ids:
+            signal.emit(ids[0])
 
 
 def _describe(item: QListWidgetItem, out: Output, compact: bool = False) -> None:

@@ -40,7 +40,7 @@ class IdentitiesDock(QDockWidget):
     identity_changed = Signal(int)          # selected identity id (0 = none)
     import_requested = Signal(int, list)    # identity id, file paths
     train_requested = Signal(int)
-    photos_changed = Signal(int)            # identity id: photos removed, or the identity renamed
+    identities_changed = Signal(int)        # identity id: created, renamed, deleted, or photos removed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Identities", parent)
@@ -169,6 +169,7 @@ class IdentitiesDock(QDockWidget):
             return 0
         self.refresh()
         self.select(identity_id)
+        self.identities_changed.emit(identity_id)  # History's identity filter lists it at once
         return identity_id
 
     def rename_current(self) -> None:
@@ -186,7 +187,7 @@ class IdentitiesDock(QDockWidget):
             QMessageBox.warning(self, "Rename identity", str(exc))
             return
         self.refresh()
-        self.photos_changed.emit(identity_id)
+        self.identities_changed.emit(identity_id)
 
     def _on_add_clicked(self) -> None:
         identity_id = self.current_id() or self.new_identity(
@@ -213,7 +214,7 @@ class IdentitiesDock(QDockWidget):
 
     def _on_photos_changed(self, identity_id: int) -> None:
         self.refresh()
-        self.photos_changed.emit(identity_id)
+        self.identities_changed.emit(identity_id)
 
     def _on_context_menu(self, point) -> None:
         if not self.list.itemAt(point):
@@ -235,3 +236,4 @@ class IdentitiesDock(QDockWidget):
         if answer == QMessageBox.StandardButton.Yes:
             self.project.delete_identity(identity_id)
             self.refresh()
+            self.identities_changed.emit(identity_id)

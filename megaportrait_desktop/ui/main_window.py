@@ -36,7 +36,7 @@ from .recent import forget, recent_projects, remember
 from .references_dock import ReferencesDock
 from .restore import restore_brush, restore_layout, restore_view, save_layout, save_view
 from .session import Session
-from .shortcuts import annotate, follow_worker
+from .shortcuts import finish_actions
 from .stage_view import REFERENCE_FULL, StageView
 from .workers import GpuWorker, run_in_background
 
@@ -82,8 +82,7 @@ class MainWindow(QMainWindow):
         self.batch_actions = BatchActions(self)
 
         build_actions(self)
-        annotate(self)
-        follow_worker(self)
+        finish_actions(self)  # shortcuts named in button tooltips; Cancel enabled only while a job runs
         self.engine_check = EngineCheck(self, self.panel.engine_note)
         self.job_label = QLabel("Idle")
         self.zoom_label = QLabel("")
@@ -123,8 +122,7 @@ class MainWindow(QMainWindow):
         self.session.request_changed.connect(qthrottled(self._on_session_request_changed, timeout=40, leading=True))
         self.preview.ready.connect(self._on_preview_ready)
         self.worker.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
-        self.worker.queue_changed.connect(
-            lambda waiting: waiting and self.statusBar().showMessage(f"{waiting} more job(s) queued.", 4000))
+        self.worker.queue_changed.connect(self._on_worker_queue_changed)  # a method: it runs on the GUI thread
         self.worker.preview.connect(lambda job, image: self.canvas.set_image(image))
         self.jobs.run_progress.connect(self.panel.show_progress)
         self.jobs.run_finished.connect(self._on_jobs_run_finished)
@@ -154,7 +152,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{project.name} — MegaPortrait Desktop")
         remember(project.root)
         self.project_actions.update_recent_menu()
-        self.show_reference_only(None)  # nothing of the previous project stays on screen
+        self.show_reference_only(None)  # nothing of the previous project stays on screen: no image, no mask
+        self.mask_editor.clear()
+        self._update_undo_actions()
         self.session.set_project(project)
         for dock in (self.identities, self.references, self.history_actions, self.history, self.batch_actions):
             dock.set_project(project)
@@ -224,8 +224,7 @@ class MainWindow(QMainWindow):
         if generation == self.preview.generation:
             self.stage_view.update_images(stages)
 
-    def _leave_project(self) -> None:
-        """Remember the view of the project being closed; carry out its deletions that could still be undone."""
+    def _leave_project(self) -> None:  # remember its view; carry out the deletions that could still be undone
         save_view(self, self.project)
         self.history_actions.set_project(None)
 
@@ -295,6 +294,10 @@ class MainWindow(QMainWindow):
         self.job_label.setText("Idle")
         if result.request.engine == "diffusion":
             self.probe_device()
+
+    def _on_worker_queue_changed(self, waiting: int) -> None:
+        if waiting:
+            self.statusBar().showMessage(f"{waiting} more job(s) queued.", 4000)
 
     def _on_jobs_training_progress(self, identity_id: int, fraction: float, message: str) -> None:
         self.job_label.setText(f"Training: {message or f'{fraction:.0%}'}")

@@ -288,7 +288,9 @@ class ModelManagerDialog(QDialog):
                  f"<b>What to install:</b> {escape(g.what)}{size}",
                  f'<b>Where from:</b> <a href="{g.source_url}">{escape(g.source_url)}</a>',
                  f"<b>How:</b> {escape(g.how)}"]
-        if state.message and state.state != "installed":
+        if state.state != "installed" and state.source:
+            lines.append(f"<b>Chosen now:</b> {escape(state.source)}")
+        if state.message and state.state == "damaged":
             lines.append(f"<b>Now:</b> {escape(state.message)}")
         self.guide.setText("<br>".join(lines))
 

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from ..core.errors import MegaPortraitError
 from ..project import Project, ProjectError, import_identity_photos, import_references
+from .empty_hints import update_canvas_hint
 from .errors import show_error, show_over
 from .interrupted_jobs import InterruptedJobsDialog
 from .jobs import request_of
@@ -26,9 +27,10 @@ class ProjectActions(QObject):
         window.identities.import_requested.connect(self.import_identity_photos)
         window.references.import_requested.connect(self.import_references)
         # Photos removed or an identity renamed: the request (and History's identity filter) change.
-        window.identities.photos_changed.connect(lambda _: (window.session.request_changed.emit(),
+        window.identities.identities_changed.connect(lambda _: (window.session.request_changed.emit(),
                                                             window.history.refresh()))
         window.references.reference_changed.connect(lambda r: setattr(window.identities.photos, "reference_id", r))
+        window.session.selection_changed.connect(lambda: update_canvas_hint(window))
 
     # ------------------------------------------------------------------ projects
 
@@ -118,6 +120,8 @@ class ProjectActions(QObject):
         w.statusBar().showMessage(f"Imported {imported} of {len(results)}.", 6000)
         w.identities.refresh()
         w.references.refresh()
+        w.history.refresh()  # a new identity appears in History's identity filter
+        update_canvas_hint(w)
         w.session.request_changed.emit()  # a new photo changes the request
         if problems:
             show_error(w, "Import", f"{len(problems)} file(s) were not imported:\n" + "\n".join(problems[:12]))

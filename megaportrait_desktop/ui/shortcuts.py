@@ -8,7 +8,7 @@ field has the focus: Qt lets a focused line edit or spin box take a printable ke
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -51,6 +51,12 @@ def build_tool_actions(w) -> None:
         w.addAction(act)  # window-wide, also while the menus are hidden
 
 
+def finish_actions(w) -> None:
+    """After the actions exist: their shortcuts in the buttons' tooltips, Cancel following the worker."""
+    annotate(w)
+    follow_worker(w)
+
+
 def annotate(w) -> None:
     """Name each button's shortcut in its tooltip (the actions' own tooltips already do, see ``menus.action``)."""
     for widget, act in ((w.panel.run_all, w.act_run), (w.panel.cancel, w.act_cancel),
@@ -59,19 +65,30 @@ def annotate(w) -> None:
         widget.setToolTip(f"{tip} ({keys_text(act)})")
 
 
-def follow_worker(w) -> None:
+class _CancelFollower(QObject):
+    """Enables Cancel only while a job runs or waits. A QObject of the GUI thread, so the worker's signals
+    (emitted on its own thread) reach it queued: a plain function connected to them would run there."""
+
+    def __init__(self, w) -> None:
+        super().__init__(w)
+        self.w = w
+        for signal in (w.worker.queue_changed, w.worker.started, w.worker.finished, w.worker.failed,
+                       w.worker.cancelled):
+            signal.connect(self._on_worker_changed)
+        self.update()
+
+    def _on_worker_changed(self, *_) -> None:
+        self.update()
+        QTimer.singleShot(100, self.update)  # the worker clears its current job just after it reports
+
+    def update(self) -> None:
+        self.w.act_cancel.setEnabled(self.w.worker.busy)
+
+
+def follow_worker(w) -> QObject:
     """Cancel is enabled only while a job runs or waits (Undo and Redo follow the mask, see the window)."""
-
-    def update() -> None:
-        w.act_cancel.setEnabled(w.worker.busy)
-
-    def soon(*_) -> None:
-        update()
-        QTimer.singleShot(100, update)  # the worker clears its current job just after it reports
-    for signal in (w.worker.queue_changed, w.worker.started, w.worker.finished, w.worker.failed,
-                   w.worker.cancelled):
-        signal.connect(soon)
-    update()
+    w.cancel_follower = _CancelFollower(w)
+    return w.cancel_follower
 
 
 def _tool(w, button: QAbstractButton) -> None:
