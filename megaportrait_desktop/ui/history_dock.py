@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from ..core.identity_report import VERDICT_LABELS, IdentityReport
 from ..project import Output, OutputQuery, Project, list_outputs
 from .empty_hints import HISTORY_HINT, set_empty_hint
+from .shortcuts import widget_shortcut
 from .thumbnails import load_thumbnails
 from .widgets import current_item_id
 from .workers import run_in_background
@@ -84,7 +85,7 @@ class HistoryDock(QDockWidget):
         self.thumb_size.setObjectName("historyThumbSize")
         self.thumb_size.setRange(*THUMB_SIZES)
         self.thumb_size.setValue(THUMB_DEFAULT)
-        self.thumb_size.setMaximumWidth(110)
+        self.thumb_size.setFixedWidth(90)
         self.thumb_size.setToolTip("Thumbnail size")
         self.sort = QComboBox()
         for label, key in (("Newest", "newest"), ("Identity score", "score"), ("Rating", "rating"),
@@ -172,6 +173,7 @@ class HistoryDock(QDockWidget):
         self.buttons["export"].clicked.connect(lambda: self._emit(self.export_requested))
         self.buttons["delete"].clicked.connect(lambda: self._emit(self.delete_requested))
         self.buttons["undo_delete"].clicked.connect(self.undo_delete_requested)
+        self.delete_shortcut = widget_shortcut(self.list, "Delete", lambda: self._emit(self.delete_requested))
         self.grid.toggled.connect(self._apply_view)
         self.thumb_size.valueChanged.connect(self._apply_view)
         self._thumb_worker = None

@@ -121,9 +121,9 @@ class MainWindow(QMainWindow):
         # Live preview: what the session's request computes, at most every 40 ms while a slider moves.
         self.session.request_changed.connect(qthrottled(self._on_session_request_changed, timeout=40, leading=True))
         self.preview.ready.connect(self._on_preview_ready)
-        self.worker.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
-        self.worker.queue_changed.connect(self._on_worker_queue_changed)  # a method: it runs on the GUI thread
-        self.worker.preview.connect(lambda job, image: self.canvas.set_image(image))
+        self.jobs.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
+        self.worker.queue_changed.connect(self._on_worker_queue_changed)  # a method, so on the GUI thread
+        self.jobs.preview.connect(lambda job, image: self.canvas.set_image(image))  # via jobs: the GUI thread
         self.jobs.run_progress.connect(self.panel.show_progress)
         self.jobs.run_finished.connect(self._on_jobs_run_finished)
         self.jobs.training_progress.connect(self._on_jobs_training_progress)

@@ -296,14 +296,15 @@ class ModelManagerDialog(QDialog):
 
     def _confirm_download(self, role: str) -> bool:
         """Say how big a download is, and where it goes, before it starts."""
+        from ..core.model_settings import ROLE_NAMES
         from ..core.modelstore.downloads import default_repo
 
         g = role_guide(role)
         answer = QMessageBox.question(
             self, "Download model",
-            f"Download {default_repo(role)} ({g.what}), about {size_text(g.download_size)}, into the Hugging Face "
-            "cache? Free disk space is checked first; Cancel download keeps the part already fetched and the next "
-            "Download resumes it.")
+            f"Download {default_repo(role)} for the {ROLE_NAMES.get(role, role)}, about "
+            f"{size_text(g.download_size)}, into the Hugging Face cache? Free disk space is checked first; Cancel "
+            "download keeps the part already fetched and the next Download resumes it.")
         return answer == QMessageBox.StandardButton.Yes
 
     # ------------------------------------------------------------------ helpers

@@ -29,8 +29,12 @@ class ProjectActions(QObject):
         # Photos removed or an identity renamed: the request (and History's identity filter) change.
         window.identities.identities_changed.connect(lambda _: (window.session.request_changed.emit(),
                                                             window.history.refresh()))
-        window.references.reference_changed.connect(lambda r: setattr(window.identities.photos, "reference_id", r))
-        window.session.selection_changed.connect(lambda: update_canvas_hint(window))
+        window.session.selection_changed.connect(self._on_session_selection_changed)
+
+    def _on_session_selection_changed(self) -> None:
+        w = self.window
+        w.identities.photos.reference_id = w.session.reference_id  # Check set compares with this reference
+        update_canvas_hint(w)
 
     # ------------------------------------------------------------------ projects
 

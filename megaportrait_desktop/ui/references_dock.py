@@ -39,6 +39,7 @@ class _Gallery(QListWidget):
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)  # an item view gets drops through its viewport (else none arrive)
         self.setDropIndicatorShown(True)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802

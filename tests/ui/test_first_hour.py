@@ -177,6 +177,7 @@ def test_new_project_asks_a_name_and_a_location_and_nothing_old_stays_on_screen(
     assert window.stage_view.images == {} and window.mask_editor.painter is None
     assert not window.act_undo.isEnabled()
     assert "References" in window.canvas.hint and window.history.list.count() == 0
+    assert window.identities.photos.reference_id == 0  # Check set no longer names the demo's reference
     # A folder that is already there is refused before anything is written.
     window.act_new.trigger()
     again = window.new_project_dialog
@@ -278,7 +279,9 @@ def test_delete_clears_the_shown_output_and_can_be_undone(window, qtbot) -> None
     assert window.history.list.count() == 1 and window.history.current_id() in (0, output_id)
     assert not window.act_undo_delete.isEnabled()
     window.history.list.setCurrentRow(0)
-    window.history.buttons["delete"].click()
+    window.history.list.setFocus()
+    qtbot.keyClick(window.history.list, Qt.Key.Key_Delete)  # the Delete key, in History
+    assert window.history.list.count() == 0
     root = window.project.root
     window.shutdown()  # closing the project carries the deletion out
     with Project.open(root) as project:
@@ -434,3 +437,25 @@ def test_landscape_and_portrait_references_get_square_thumbnails(window, qtbot, 
                                 for r in range(gallery.count())), timeout=20_000)
     sizes = {(s.width(), s.height()) for r in range(gallery.count()) for s in gallery.item(r).icon().availableSizes()}
     assert sizes == {(112, 112)}
+
+
+def test_what_the_worker_reports_reaches_widgets_on_the_gui_thread_only(window, qtbot, monkeypatch) -> None:
+    """A function connected straight to the worker's signals ran on the worker's thread and set the status
+    label and the canvas from there: the app died now and then (a segfault in the gpu-worker thread)."""
+    import threading
+
+    threads: list[str] = []
+    label_set, image_set = window.job_label.setText, window.canvas.set_image
+    monkeypatch.setattr(window.job_label, "setText", lambda text: (threads.append(threading.current_thread().name),
+                                                                   label_set(text)))
+    monkeypatch.setattr(window.canvas, "set_image", lambda *a, **k: (threads.append(threading.current_thread().name),
+                                                                     image_set(*a, **k)))
+    _run(window, qtbot)
+    assert threads and set(threads) == {threading.main_thread().name}
+
+
+def test_every_list_that_takes_dropped_files_lets_them_through_its_viewport(window) -> None:
+    """An item view gets drops through its viewport: the References gallery accepted them on the view only,
+    so files dropped from a file manager never arrived (the test above this one hands the event over)."""
+    for view in (window.references.gallery, window.identities.list, window.identities.photos.list):
+        assert view.viewport().acceptDrops(), view.objectName()
