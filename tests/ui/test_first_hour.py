@@ -456,6 +456,6 @@ def test_what_the_worker_reports_reaches_widgets_on_the_gui_thread_only(window, 
 
 def test_every_list_that_takes_dropped_files_lets_them_through_its_viewport(window) -> None:
     """An item view gets drops through its viewport: the References gallery accepted them on the view only,
-    so files dropped from a file manager never arrived (the test above this one hands the event over)."""
+    so files dropped from a file manager never arrived (the drop tests hand the event to the handler)."""
     for view in (window.references.gallery, window.identities.list, window.identities.photos.list):
         assert view.viewport().acceptDrops(), view.objectName()
