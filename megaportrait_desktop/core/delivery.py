@@ -85,13 +85,14 @@ def convert_to_srgb(picture: Picture) -> Picture:
     ImageError
         For a 16-bit picture in another profile, or a profile LittleCMS cannot read.
     """
-    if is_srgb(picture.icc_profile):
+    icc = picture.icc_profile
+    if icc is None or is_srgb(icc):
         return replace(picture, icc_profile=srgb_profile())
     if picture.pixels.dtype != np.uint8:
         raise ImageError("Converting a 16-bit picture to sRGB is not supported; export it as JPEG or PNG for sRGB, "
                          "or as TIFF keeping its own profile.")
     try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(picture.icc_profile))
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         converted = ImageCms.profileToProfile(Image.fromarray(picture.pixels), source, ImageCms.createProfile("sRGB"),
                                               renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:

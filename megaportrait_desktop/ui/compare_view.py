@@ -1,4 +1,5 @@
-"""Two outputs side by side (Lightroom's Compare view): one zoom and pan for both, each with its score.
+"""Two outputs side by side (Lightroom's Compare view): one zoom and pan for both (wheel, + and -, Ctrl+1
+for 100 %, Ctrl+0 to fit), each with its score.
 
 The images are decoded on a worker; zooming or panning either side moves the other to the same place.
 """
@@ -6,6 +7,7 @@ The images are decoded on a worker; zooming or panning either side moves the oth
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QGridLayout, QLabel, QWidget
 
 from ..core.identity_report import VERDICT_LABELS
@@ -52,7 +54,20 @@ class CompareView(QDialog):
         self._workers = [run_in_background(_final_image, project, output_id,
                                            on_done=lambda image, c=canvas: c.set_image(image, fit=True))
                          for output_id, canvas in zip(self.output_ids, self.canvases, strict=True)]
+        left_canvas = self.canvases[0]
+        for keys, slot in (("Ctrl+1", left_canvas.actual_size), ("Ctrl+0", self.fit), ("+", lambda: self.zoom_by(1.25)),
+                           ("=", lambda: self.zoom_by(1.25)), ("-", lambda: self.zoom_by(0.8))):
+            QShortcut(QKeySequence(keys), self, slot)
+        self.setToolTip("Wheel, + and -: zoom both; drag: pan both; Ctrl+1: 100 %; Ctrl+0: fit")
         self.resize(1200, 720)
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom both sides (the other follows the left one)."""
+        self.canvases[0].set_zoom(self.canvases[0].zoom * factor)
+
+    def fit(self) -> None:
+        for canvas in self.canvases:
+            canvas.fit()
 
     @staticmethod
     def _follow(source: ImageCanvas, target: ImageCanvas) -> None:

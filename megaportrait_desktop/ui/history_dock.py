@@ -30,7 +30,7 @@ from ..project import Output, OutputQuery, Project, list_outputs
 from .empty_hints import HISTORY_HINT, set_empty_hint
 from .shortcuts import widget_shortcut
 from .thumbnails import load_thumbnails
-from .widgets import current_item_id
+from .widgets import current_item_id, select_item_id
 from .workers import run_in_background
 
 #: Item data role holding the output's verdict code (``None`` without a report).
@@ -185,6 +185,12 @@ class HistoryDock(QDockWidget):
 
     def current_id(self) -> int:
         return current_item_id(self.list)
+
+    def select(self, output_id: int) -> None:
+        """Make ``output_id`` the current item, quietly (the caller shows it)."""
+        self.list.blockSignals(True)
+        select_item_id(self.list, output_id)
+        self.list.blockSignals(False)
 
     def selected_ids(self) -> list[int]:
         """The selected outputs, the current one first (what Export and Delete act on)."""

@@ -83,6 +83,7 @@ def restore_view(window, project: Project) -> None:
     stage = values.get("stage")
     output = _int(values.get("output"))
     if output and _exists(project, output):
+        history.select(output)
         window.history_actions.show(output, then=lambda: _show_stage(window, stage))
     else:
         _show_stage(window, stage)

@@ -263,6 +263,10 @@ def test_grid_view_larger_thumbnails_and_two_outputs_side_by_side(window, qtbot)
     assert left.shape == right.shape == (512, 512, 3) and not np.array_equal(left, right)
     view.canvases[0].set_zoom(2.0)
     assert view.canvases[1].zoom == pytest.approx(2.0)  # one zoom for both
+    view.zoom_by(1.25)  # the + key
+    assert view.canvases[1].zoom == pytest.approx(2.5)
+    view.canvases[1].horizontalScrollBar().setValue(120)  # a pan on either side moves the other
+    assert view.canvases[0].horizontalScrollBar().value() == 120
     view.close()
 
 
@@ -349,6 +353,7 @@ def test_reopen_restores_selection_output_stage_sort_and_brush(window, qtbot, tm
         assert again.project.root == root
         qtbot.waitUntil(lambda: again.history_actions.shown_output == output_id, timeout=20_000)
         assert again.references.current_id() == res.item_id and again.session.reference_id == res.item_id
+        assert again.history.current_id() == output_id
         assert again.stage_view.current() == Stage.HF_MAP
         assert again.history.sort.currentData() == "score" and again.history.grid.isChecked()
         editor = again.mask_editor
