@@ -98,6 +98,7 @@ class HistoryActions(QObject):
         w = self.window
         self.compare_view = CompareView(w.project, left, right, w)
         self.compare_view.show()
+        self.compare_view.activateWindow()  # its keys (+, -, Ctrl+1, Ctrl+0) work at once
 
     def export(self, output_id: int | None = None) -> None:
         """The Export dialog (presets, metadata) for the selected outputs (or the one given, or the last run)."""

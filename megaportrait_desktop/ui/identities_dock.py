@@ -81,7 +81,7 @@ class IdentitiesDock(QDockWidget):
         self.list.customContextMenuRequested.connect(self._on_context_menu)
         self.list.itemDoubleClicked.connect(lambda _: self.rename_current())
         self.rename_shortcut = widget_shortcut(self.list, "F2", self.rename_current)
-        self.remove_shortcut = widget_shortcut(self.photos.list, "Delete", self.photos.remove_selected)
+        self.remove_shortcut = widget_shortcut(self.photos.list, "Delete", lambda: self.photos.remove_selected())
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         new.clicked.connect(self._on_new_clicked)
         add.clicked.connect(self._on_add_clicked)

@@ -82,7 +82,7 @@ class IdentityPhotos(QWidget):
         self.drops = FileDrops(self.list)
         self.drops.dropped.connect(lambda paths, _: self.identity_id and self.import_requested.emit(self.identity_id,
                                                                                                       paths))
-        self.remove.clicked.connect(self.remove_selected)
+        self.remove.clicked.connect(lambda: self.remove_selected())  # not clicked's bool as ``confirm``
         self.check.clicked.connect(self.check_set)
         self.list.itemDoubleClicked.connect(self._on_item_double_clicked)
         self.list.itemSelectionChanged.connect(self._update_buttons)

@@ -205,10 +205,16 @@ def test_identity_photos_dropped_seen_removed_checked_and_renamed(window, qtbot,
     dock.photos.check_set()
     qtbot.waitUntil(lambda: "⚠" in dock.photos.summary.text() or "✓" in dock.photos.summary.text(), timeout=10_000)
     assert "same photo" in dock.photos.summary.text() or "✓" in dock.photos.summary.text()
-    # Remove one (Delete on the strip), with no question asked in the test.
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    # Remove one: the button (and the Delete key) ask first; No keeps it, Yes removes it.
+    answers_to_remove = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: (asked.append(a[2]), next(answers_to_remove))[1])
     dock.photos.list.item(0).setSelected(True)
-    dock.photos.remove_selected()
+    dock.photos.remove.click()
+    assert window.project.identity(ada.id).photo_count == 2 and "Remove 1 photo" in asked[0]
+    dock.photos.list.setFocus()
+    qtbot.keyClick(dock.photos.list, Qt.Key.Key_Delete)
+    assert len(asked) == 2
     assert window.project.identity(ada.id).photo_count == 1 and dock.photos.list.count() == 1
     # Rename (F2 / double-click / context menu).
     dock.rename_current()
