@@ -55,6 +55,7 @@ class _OverlayItem(QGraphicsItem):
     def __init__(self) -> None:
         super().__init__()
         self.image = QImage()
+        self.colour = OVERLAY_COLOUR
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def boundingRect(self) -> QRectF:  # noqa: N802
@@ -70,14 +71,23 @@ class _OverlayItem(QGraphicsItem):
         if self.image.width() != w or self.image.height() != h:
             self.prepareGeometryChange()
             self.image = QImage(w, h, QImage.Format.Format_RGBA8888)
-        self.set_colour(colour)
+            self.image.fill(QColor(*colour, 0))  # the colour in one C++ pass; the mask becomes the alpha below
+            self.colour = colour
+        elif colour != self.colour:
+            self.set_colour(colour)
         self.update_region(mask, (0, 0, w, h))
 
     def set_colour(self, colour: tuple[int, int, int]) -> None:
-        if not self.image.isNull():
-            pixels = self._pixels()
-            pixels[..., 0], pixels[..., 1], pixels[..., 2] = colour
-            self.update()
+        """Recolour in place, keeping the mask (the alpha byte of each RGBA word)."""
+        self.colour = colour
+        if self.image.isNull():
+            return
+        words = self._pixels().view(np.uint32)  # RGBA8888 is R, G, B, A in memory: A is the top byte
+        r, g, b = (int(c) for c in colour)
+        rgb = np.uint32(r | g << 8 | b << 16) if np.little_endian else np.uint32(r << 24 | g << 16 | b << 8)
+        np.bitwise_and(words, np.uint32(0xFF000000 if np.little_endian else 0x000000FF), out=words)
+        np.bitwise_or(words, rgb, out=words)
+        self.update()
 
     def update_region(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
         x0, y0, x1, y1 = rect
