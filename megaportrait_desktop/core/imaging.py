@@ -369,6 +369,13 @@ def save_image(
     return path
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+    """``image`` (any dtype :func:`to_uint8` takes) as an 8-bit PNG, as the project stores stages and masks."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(np.asarray(image))).save(buffer, format="PNG", compress_level=4)
+    return buffer.getvalue()
+
+
 def encode_image(
     picture: Picture | np.ndarray,
     fmt: str,

@@ -1,4 +1,4 @@
-"""Reading a run's inputs: the reference and its chosen face, the identity photos, a user mask."""
+"""Reading a run's inputs: the reference and its chosen face, the identity photos, a user mask, the scene."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import SourcePhoto
+from .align import crop_face
+from .engine import Scene, SourcePhoto
 from .errors import FaceError, ImageError
 from .face import Face, choose_face, detect_faces
 from .imaging import Picture, load_image, to_float
 from .progress import Reporter
+from .request import RunRequest
 
 
 def load_reference(path: str | Path, face_index: int | None) -> tuple[Picture, list[Face], Face]:
@@ -52,3 +54,12 @@ def load_user_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
         raise ImageError(f"{Path(path).name}: the mask is {grey.shape[1]}×{grey.shape[0]} but the reference is "
                          f"{shape[1]}×{shape[0]}; reset the mask to the automatic one.")
     return to_float(grey)
+
+
+def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
+    """Read the reference and the identity photos and crop the reference face at the working size."""
+    reporter("load", 0, len(request.identity) + 1, "Reading the reference")
+    picture, _, face = load_reference(request.reference, request.face_index)
+    sources, warnings = load_sources(request.identity, reporter)
+    crop = crop_face(to_float(picture.pixels), face.landmarks, request.crop_size)
+    return Scene(request, picture, face, crop, sources, models_dir), warnings

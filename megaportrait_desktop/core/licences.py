@@ -65,6 +65,9 @@ KNOWN: dict[str, Licence] = {lic.id: lic for lic in (
     Licence("insightface-non-commercial", "insightface model licence (non-commercial research only)",
             "https://github.com/deepinsight/insightface#license", requires_acceptance=True,
             summary="The pretrained packs are for non-commercial research purposes only."),
+    Licence("openrail++", "CreativeML Open RAIL++-M", "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0"
+            "/blob/main/LICENSE.md", summary="Commercial use allowed; the licence's use restrictions apply "
+                                               "(LCM-LoRA for SD 1.5 is published under it)."),
     Licence("cc-by-nc-4.0", "CC BY-NC 4.0", "https://creativecommons.org/licenses/by-nc/4.0/",
             requires_acceptance=True, summary="Non-commercial use only."),
     # dlib's ResNet face recogniser and 5-point landmark model: Davis King released them into the public domain
@@ -81,6 +84,7 @@ ROLE_LICENCES: dict[str, Licence] = {
     "light_controlnet": KNOWN["openrail"],
     "detail_controlnet": KNOWN["openrail"],
     "inpaint_controlnet": KNOWN["openrail"],
+    "speed_lora": KNOWN["openrail++"],
     "identity": KNOWN["cc0-1.0"],
     "insightface": KNOWN["insightface-non-commercial"],
     "annotators": KNOWN["openrail"],

@@ -21,6 +21,9 @@ SETTINGS_FILE = "models.json"
 #: The model roles of the diffusion pipeline, in the order a run needs them.
 ROLES = ("base", "face_controlnet", "light_controlnet", "detail_controlnet", "inpaint_controlnet")
 
+#: Models that adapt the base rather than sit beside it: the speed LoRA that makes draft quality possible.
+ADAPTER_ROLES = ("speed_lora",)
+
 #: Values of the fast-path settings (``ModelSettings.fast_path``, ``low_memory``, ``compile``).
 SWITCHES = ("auto", "on", "off")
 
@@ -30,6 +33,7 @@ ROLE_NAMES = {
     "light_controlnet": "light ControlNet",
     "detail_controlnet": "detail ControlNet",
     "inpaint_controlnet": "inpaint ControlNet",
+    "speed_lora": "speed LoRA (draft quality)",
 }
 
 #: What to install for each role (shown when it is missing).
@@ -42,6 +46,8 @@ ROLE_SUGGESTIONS = {
     "detail_controlnet": "an SD 1.5 line ControlNet, e.g. 'lllyasviel/control_v11p_sd15_lineart' "
                          "or 'lllyasviel/control_v11p_sd15_canny'",
     "inpaint_controlnet": "the SD 1.5 inpaint ControlNet 'lllyasviel/control_v11p_sd15_inpaint'",
+    "speed_lora": "a few-step LoRA for SD 1.5: LCM-LoRA 'latent-consistency/lcm-lora-sdv1-5' (the LCM sampler), "
+                  "a Hyper-SD 'Hyper-SD15-4steps-lora' file (LCM sampler) or 'h1t/TCD-SD15-LoRA' (the TCD sampler)",
 }
 
 #: Where the user chooses models in the app (there is no Settings menu: the Models menu has the manager).
@@ -50,10 +56,13 @@ MODEL_MANAGER = "Models → Model Manager"
 
 def where_to_set(role: str) -> str:
     """How to choose ``role``'s model, in the app and on the command line (for messages that say what to do)."""
+    name = ROLE_NAMES.get(role, role)
+    if role not in ROLES:  # the speed LoRA: no download button and no per-run flag
+        return (f"in the app, {MODEL_MANAGER} (select the {name}, then Choose checkpoint… or Install pack…); on the "
+                f"command line, 'python main.py models set {role} SOURCE'")
     flag = "--" + role.replace("_", "-")
-    return (f"in the app, {MODEL_MANAGER} (select the {ROLE_NAMES.get(role, role)}, then Download, Choose "
-            f"checkpoint… or Install pack…); on the command line, 'python main.py models set {role} SOURCE', or "
-            f"{flag} SOURCE for one run")
+    return (f"in the app, {MODEL_MANAGER} (select the {name}, then Download, Choose checkpoint… or Install "
+            f"pack…); on the command line, 'python main.py models set {role} SOURCE', or {flag} SOURCE for one run")
 
 
 #: The repos each role's suggested model comes from (and whose hyper-parameters the shipped configs copy).
@@ -63,6 +72,7 @@ DEFAULT_CONFIGS = {
     "light_controlnet": "lllyasviel/control_v11f1e_sd15_tile",
     "detail_controlnet": "lllyasviel/control_v11p_sd15_lineart",
     "inpaint_controlnet": "lllyasviel/control_v11p_sd15_inpaint",
+    "speed_lora": "latent-consistency/lcm-lora-sdv1-5",
 }
 
 
@@ -178,5 +188,5 @@ def save_settings(settings: ModelSettings, path: str | Path | None = None) -> Pa
 
 
 def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise RequestError(f"Unknown model role {role!r}; the roles are {', '.join(ROLES)}.")
+    if role not in ROLES + ADAPTER_ROLES:
+        raise RequestError(f"Unknown model role {role!r}; the roles are {', '.join(ROLES + ADAPTER_ROLES)}.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 
 from . import classic
-from .align import FaceCrop, crop_face
+from .align import FaceCrop
 from .classic_engine import ClassicEngine
 from .engine import Engine, Pasted, Scene
 from .errors import FaceError, RequestError
 from .face import Face
 from .identity_report import IdentityReport, assess_run
 from .imaging import Picture, from_float, save_image, to_float, to_uint8
-from .inputs import load_reference, load_sources, load_user_mask
+from .inputs import load_reference, load_scene, load_sources, load_user_mask
 from .progress import CancelToken, ProgressCallback, Reporter, StageClock
 from .request import RunRequest
 from .stages import STAGES, Stage, Stop
@@ -73,8 +73,17 @@ class RunResult:
     models: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
     identity_report: IdentityReport | None = None
-    #: Who the output face looks like (``identity_score`` is its single number); ``None`` if not measured.
-    identity_report: IdentityReport | None = None
+    #: The stages other than the final as PNG files, when the worker that ran it encoded them
+    #: (:func:`with_stage_files`), so the one process that writes the project does not have to.
+    stage_files: dict[str, bytes] = field(default_factory=dict)
+
+
+def with_stage_files(result: RunResult) -> RunResult:
+    """``result`` with its stages (all but the final) encoded as the project stores them."""
+    from .imaging import png_bytes
+
+    return replace(result, stage_files={name: png_bytes(image) for name, image in result.stages.items()
+                                        if name != "final"})
 
 
 def run(request: RunRequest, on_progress: ProgressCallback | None = None,
@@ -171,15 +180,6 @@ def diffusion_engine() -> DiffusionEngine:
         raise RequestError(f"This installation has no diffusion engine ({exc.name or 'PyTorch'} is not included); "
                            "use the classic engine, or install the full MegaPortrait package.") from None
     return DiffusionEngine()
-
-
-def load_scene(request: RunRequest, reporter: Reporter, models_dir: Path | None = None) -> tuple[Scene, list[str]]:
-    """Read the reference and the identity photos and crop the reference face at the working size."""
-    reporter("load", 0, len(request.identity) + 1, "Reading the reference")
-    picture, _, face = load_reference(request.reference, request.face_index)
-    sources, warnings = load_sources(request.identity, reporter)
-    crop = crop_face(to_float(picture.pixels), face.landmarks, request.crop_size)
-    return Scene(request, picture, face, crop, sources, models_dir), warnings
 
 
 def paste(scene: Scene, shaded: np.ndarray, mask: np.ndarray, mask_crop: np.ndarray,

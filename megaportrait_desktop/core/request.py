@@ -16,6 +16,8 @@ from .align import DEFAULT_CROP_SIZE
 from .errors import RequestError
 
 ENGINES = ("classic", "diffusion")
+QUALITIES = ("final", "draft")
+DRAFT_SCHEDULERS = ("lcm", "tcd")
 REQUEST_VERSION = 1
 #: The request's fields that are settings rather than inputs: what a batch applies to every pair, and
 #: what the app's session keeps while the selection changes.
@@ -122,6 +124,17 @@ class DiffusionParams:
     #: The SHA-256 of each model (by role, and ``lora``) this request must run with: a run records the
     #: ones it used, so a recalled request refuses different files instead of quietly making another image.
     model_sha256: dict[str, str] | None = None
+    #: ``"final"``: the scheduled ``steps`` with UniPC and ``guidance_scale``. ``"draft"``: each stage runs
+    #: ``draft_steps`` denoising steps with the speed LoRA (LCM-LoRA, Hyper-SD or TCD for SD 1.5) and the
+    #: sampler it was distilled for, at ``draft_guidance`` (1 = no classifier-free guidance, half the work):
+    #: a quick look, and the live preview under the sliders (:mod:`.diffusion.quality`).
+    quality: str = "final"
+    draft_steps: int = 4
+    draft_guidance: float = 1.0
+    #: ``"lcm"`` (LCM-LoRA, Hyper-SD) or ``"tcd"`` (TCD-LoRA).
+    draft_scheduler: str = "lcm"
+    #: The speed LoRA (``None``: the ``speed_lora`` role of the model settings).
+    speed_lora: str | None = None
 
     def model_overrides(self) -> dict[str, str | None]:
         return {role: getattr(self, role) for role in ("base", "face_controlnet", "light_controlnet",
@@ -188,6 +201,13 @@ class RunRequest:
         if self.steps < 1:
             raise RequestError("Steps must be at least 1.")
         d = self.diffusion
+        if d.quality not in QUALITIES:
+            raise RequestError(f"Unknown quality {d.quality!r}; choose one of {', '.join(QUALITIES)}.")
+        if d.draft_scheduler not in DRAFT_SCHEDULERS:
+            raise RequestError(f"Unknown draft sampler {d.draft_scheduler!r}; choose one of "
+                               f"{', '.join(DRAFT_SCHEDULERS)}.")
+        if not 1 <= d.draft_steps <= 16:
+            raise RequestError(f"Draft steps must be between 1 and 16 (got {d.draft_steps}).")
         for name in ("denoise_min", "denoise_max", "a_denoise", "b_denoise", "shading_denoise", "harmonize_denoise",
                      "face_harmonize"):
             value = getattr(d, name)

@@ -121,12 +121,13 @@ def execute(item: WorkItem, worker: str, report, cancel_event, cache: dict) -> W
                                             Reporter(on_progress, token))
             result: Any = str(trained.lora_path)
         else:
-            from .pipeline import run
+            from .pipeline import run, with_stage_files
             from .request import RunRequest
 
             request = RunRequest.from_dict(item.request)
             engine = _diffusion(cache) if request.engine == "diffusion" else None
             result = run(request, on_progress=on_progress, cancel=token, until=item.until, diffusion=engine)
+            result = with_stage_files(result)  # here, beside its GPU: not in the one process writing the project
         token.check()  # cancelled at the last moment: nothing is reported done
         return WorkEvent(item.job_id, "done", worker, 1.0, result=result)
     except Cancelled:
@@ -197,11 +198,17 @@ class LocalRunner:
         self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited Qt or CUDA
         self._in_process = not devices and processes <= 0
         self._events: Any = queue.Queue() if self._in_process else self._context.Queue()
+        self._out: queue.Queue[WorkEvent] = queue.Queue()
         self._pending: deque[WorkItem] = deque()
         self._lock = threading.Lock()
         self._names = itertools.count(1)
         slots = list(devices) if devices else [None] * max(1, processes)
         self._workers = [self._start(device) for device in slots]
+        # The workers' events are read here, not by the caller: a worker that finishes gets its next job at
+        # once, while the caller may still be recording the last result.
+        self._closing = threading.Event()
+        self._pump = threading.Thread(target=self._pump_events, name="runner-events", daemon=True)
+        self._pump.start()
 
     @classmethod
     def for_this_computer(cls) -> LocalRunner:
@@ -238,20 +245,17 @@ class LocalRunner:
     def events(self, timeout: float = 0.1) -> list[WorkEvent]:
         out = []
         try:
-            out.append(self._events.get(timeout=timeout))
+            out.append(self._out.get(timeout=timeout))
             while True:
-                out.append(self._events.get_nowait())
+                out.append(self._out.get_nowait())
         except queue.Empty:
             pass
-        for event in out:
-            if event.event in ("done", "failed", "cancelled"):
-                self._free(event.job_id)
-        out += self._replace_dead_workers()
-        self._dispatch()
         return out
 
     def close(self) -> None:
         self.cancel()
+        self._closing.set()
+        self._pump.join(5)
         for worker in self._workers:
             worker.tasks.put(None)
         for worker in self._workers:
@@ -282,6 +286,23 @@ class LocalRunner:
                                                                     worker.cancel), name=name, daemon=True)
         worker.process.start()
         return worker
+
+    def _pump_events(self) -> None:
+        """Forward the workers' events to :meth:`events`, freeing and re-feeding workers as jobs end."""
+        while not self._closing.is_set():
+            try:
+                event = self._events.get(timeout=0.2)
+            except queue.Empty:
+                event = None
+            except (EOFError, OSError):  # the queue went away with the last worker at exit
+                return
+            if event is not None:
+                if event.event in ("done", "failed", "cancelled"):
+                    self._free(event.job_id)
+                self._out.put(event)
+            for lost in self._replace_dead_workers():
+                self._out.put(lost)
+            self._dispatch()
 
     def _free(self, job_id: int) -> None:
         with self._lock:

@@ -49,6 +49,8 @@ class BatchRun:
         self._started: dict[int, float] = {}
         #: Seconds each finished job took, for the time left.
         self.durations: list[float] = []
+        #: Seconds each result took to record (the benchmark's view of this one writing process).
+        self.record_seconds: list[float] = []
 
     # ------------------------------------------------------------------ control
 
@@ -135,7 +137,9 @@ class BatchRun:
             self.on_update(JobUpdate(job_id, "progress", event.worker, event.fraction, event.message))
         elif event.event == "done":
             self._submitted.discard(job_id)
+            began = time.perf_counter()
             output_id = self._record(job_id, event.result)
+            self.record_seconds.append(time.perf_counter() - began)
             if job_id in self._started:
                 self.durations.append(time.monotonic() - self._started.pop(job_id))
             self.on_update(JobUpdate(job_id, "done", event.worker, 1.0, output_id=output_id))

@@ -40,6 +40,8 @@ class OutputQuery:
     batch_id: int | None = None
     #: Outputs left out (the app's deleted outputs while their deletion can still be undone).
     exclude_ids: tuple[int, ...] = ()
+    #: Only drafts (``"draft"``) or only final renders (``"final"``).
+    quality: str | None = None
     sort: str = "newest"
     page: int = 0
     page_size: int = 100
@@ -103,6 +105,9 @@ def _where(q: OutputQuery) -> tuple[str, tuple]:
     elif q.verdict is not None:
         clauses.append("o.verdict = ?")
         params.append(q.verdict)
+    if q.quality is not None:
+        clauses.append("COALESCE(json_extract(o.request, '$.diffusion.quality'), 'final') = ?")
+        params.append(q.quality)
     if q.favourite is not None:
         clauses.append("o.favourite = ?")
         params.append(int(q.favourite))

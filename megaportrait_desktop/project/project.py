@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.errors import os_error_message
-from ..core.imaging import to_uint8
+from ..core.imaging import png_bytes, to_uint8
 from .database import FILE_REFERENCES, SCHEMA_VERSION, Database, read_schema_version, use_rollback_journal
 from .errors import ProjectError, UnsafePathError, disk_problem, sqlite_error, storage_error
 from .files import FileStore, StoredFile
@@ -487,7 +487,7 @@ class Project:
         if mask.shape[:2] != (ref.height, ref.width):
             raise ProjectError(f"The mask is {mask.shape[1]}×{mask.shape[0]} but the reference is "
                                f"{ref.width}×{ref.height}.")
-        data = _png_bytes(to_uint8(mask))
+        data = png_bytes(to_uint8(mask))
         with self.files.lock:
             stored = self.store(data, ".png", "mask")
             with self.db.write() as tx:
@@ -515,7 +515,8 @@ class Project:
                       reference_id: int | None = None, models: dict | None = None,
                       identity_score: float | None = None, timings: dict | None = None,
                       tags: tuple[str, ...] = (), created: float | None = None, job_id: int | None = None,
-                      identity_report: dict | None = None, batch_id: int | None = None) -> int:
+                      identity_report: dict | None = None, batch_id: int | None = None,
+                      stage_files: dict[str, bytes] | None = None) -> int:
         """Record one output atomically: its files first, then its rows in one transaction.
 
         ``job_id``: the job that made it is marked done in the same transaction, so a job is never
@@ -524,10 +525,12 @@ class Project:
         ``final`` is the image (for the thumbnail, and stored as PNG unless ``final_file`` gives the
         encoded file, e.g. a 16-bit TIFF with the reference's ICC profile, and ``final_suffix`` its type).
         ``identity_report`` is an ``IdentityReport.to_json()``; its verdict is kept in its own column.
+        ``stage_files``: the stages already encoded as PNG (by the worker that ran it), in place of ``stages``.
         """
-        final_data = final_file if final_file is not None else _png_bytes(final)
+        final_data = final_file if final_file is not None else png_bytes(final)
         thumb_data = _thumbnail_bytes(final)
-        stage_data = {name: _png_bytes(image) for name, image in (stages or {}).items()}
+        stage_data = stage_files if stage_files is not None else {
+            name: png_bytes(image) for name, image in (stages or {}).items()}
         with self.files.lock:  # from storing the files to committing their rows: repair never sees them as orphans
             final_stored = self.store(final_data, final_suffix, "output")
             thumb_file = self.store(thumb_data, ".jpg", "thumbnail")
@@ -567,9 +570,11 @@ class Project:
                                text={"megaportrait:request": json.dumps(request, sort_keys=True)})
         # The final stage is the final itself; the other stages are kept for the stage switcher.
         kept = {k: v for k, v in result.stages.items() if k != "final"} if stages else None
+        encoded_stages = (result.stage_files or None) if stages else {}
         return self.record_output(
             request=request, engine=result.request.engine, final=result.final.rgb8(),
-            final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, identity_id=identity_id,
+            final_file=encoded, final_suffix=".tif" if deep else ".png", stages=kept, stage_files=encoded_stages,
+            identity_id=identity_id,
             reference_id=reference_id, models=models, identity_score=result.identity_score,
             timings=result.timings, job_id=job_id, identity_report=_report_json(result), batch_id=batch_id)
 
@@ -765,12 +770,6 @@ def _clean_name(name: str, what: str) -> str:
 def _must_exist(changed: int, what: str, item_id: int) -> None:
     if not changed:
         raise ProjectError(f"{what} {item_id} does not exist in this project.")
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(to_uint8(np.asarray(image))).save(out, format="PNG", compress_level=4)
-    return out.getvalue()
 
 
 def _thumbnail_bytes(image: np.ndarray) -> bytes:

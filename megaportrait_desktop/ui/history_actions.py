@@ -42,6 +42,7 @@ class HistoryActions(QObject):
         dock.export_requested.connect(self.export)
         dock.delete_requested.connect(self.delete)
         dock.undo_delete_requested.connect(self.undo_delete)
+        dock.rerun_final_requested.connect(self.rerun_final)
         self.trash: OutputTrash | None = None
         self.export_dialog = None
         self.compare_view = None
@@ -87,6 +88,12 @@ class HistoryActions(QObject):
             show_error(w, "Recall settings", "\n".join(notes))
         w.statusBar().showMessage(f"Settings of output #{output_id} recalled (models, LoRA and mask included).",
                                   6000)
+
+    def rerun_final(self, output_id: int) -> int:
+        """A draft (or any output) again at Final quality: its whole request, recalled, is run and recorded anew."""
+        self.recall(output_id)
+        self.window.session.set("diffusion.quality", "final")
+        return self.window.run_pipeline("all")
 
     def compare(self, output_id: int) -> None:
         self.show(output_id, then=lambda: self.window.stage_view.compare.setChecked(True))

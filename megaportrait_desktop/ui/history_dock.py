@@ -63,6 +63,7 @@ class HistoryDock(QDockWidget):
     export_requested = Signal(int)
     delete_requested = Signal(int)
     undo_delete_requested = Signal()
+    rerun_final_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("History", parent)
@@ -103,6 +104,10 @@ class HistoryDock(QDockWidget):
         self.batch_filter.setObjectName("historyBatch")
         self.batch_filter.setToolTip("Show one batch's outputs (a shoot run as a batch)")
         self.batch_filter.addItem("All runs", None)
+        self.quality_filter = QComboBox()
+        self.quality_filter.setObjectName("historyQuality")
+        for label, key in (("Drafts and finals", None), ("Finals", "final"), ("Drafts", "draft")):
+            self.quality_filter.addItem(label, key)
         self.tag_filter = QLineEdit()
         self.tag_filter.setPlaceholderText("tag")
         self.min_rating = QSpinBox()
@@ -123,8 +128,8 @@ class HistoryDock(QDockWidget):
         self.tags.setToolTip("The selected output's tags (Enter saves them); filter by one with the tag box above")
         self.count = QLabel("")
         filters = QHBoxLayout()
-        for w in (self.sort, self.verdict_filter, self.identity_filter, self.batch_filter, self.tag_filter,
-                  self.min_rating, self.favourites_only, self.count):
+        for w in (self.sort, self.verdict_filter, self.identity_filter, self.batch_filter, self.quality_filter,
+                  self.tag_filter, self.min_rating, self.favourites_only, self.count):
             filters.addWidget(w)
         filters.addStretch(1)
         filters.addWidget(self.grid)
@@ -140,7 +145,9 @@ class HistoryDock(QDockWidget):
                                                      "web, print…)"),
                 ("delete", "mdi6.delete", "Delete", "Delete the selected outputs (Delete; Undo delete brings them "
                                                     "back)"),
-                ("undo_delete", "mdi6.delete-restore", "Undo delete", "Bring the outputs deleted last back")):
+                ("undo_delete", "mdi6.delete-restore", "Undo delete", "Bring the outputs deleted last back"),
+                ("final", "mdi6.image-filter-hdr", "Run as Final", "Run the selected draft again at Final quality, "
+                                                                   "with the same settings")):
             button = QPushButton(qta.icon(icon), text)
             button.setToolTip(tip)
             self.buttons[key] = button
@@ -159,7 +166,7 @@ class HistoryDock(QDockWidget):
         for signal in (self.sort.currentIndexChanged, self.verdict_filter.currentIndexChanged,
                        self.identity_filter.currentIndexChanged, self.min_rating.valueChanged,
                        self.tag_filter.editingFinished, self.favourites_only.toggled,
-                       self.batch_filter.currentIndexChanged):
+                       self.batch_filter.currentIndexChanged, self.quality_filter.currentIndexChanged):
             signal.connect(self.refresh)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         self.list.verticalScrollBar().valueChanged.connect(self._on_list_scrolled)
@@ -176,6 +183,7 @@ class HistoryDock(QDockWidget):
         self.delete_shortcut = widget_shortcut(self.list, "Delete", lambda: self._emit(self.delete_requested))
         self.grid.toggled.connect(self._apply_view)
         self.thumb_size.valueChanged.connect(self._apply_view)
+        self.buttons["final"].clicked.connect(lambda: self._emit(self.rerun_final_requested))
         self._thumb_worker = None
         self._apply_view()
 
@@ -254,7 +262,8 @@ class HistoryDock(QDockWidget):
                            tag=self.tag_filter.text().strip() or None, verdict=self.verdict_filter.currentData(),
                            min_rating=self.min_rating.value() or None,
                            favourite=True if self.favourites_only.isChecked() else None,
-                           batch_id=self.batch_filter.currentData(), exclude_ids=self.hidden_ids,
+                           batch_id=self.batch_filter.currentData(), quality=self.quality_filter.currentData(),
+                           exclude_ids=self.hidden_ids,
                            page=page, page_size=PAGE_SIZE)
 
     def _load_page(self) -> None:
@@ -351,10 +360,11 @@ def _describe(item: QListWidgetItem, out: Output, compact: bool = False) -> None
     heart = " ♥" if out.favourite else ""
     tags = f" · #{' #'.join(out.tags)}" if out.tags else ""
     batch = f" · batch #{out.batch_id}" if out.batch_id else ""
-    full = (f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}{batch}\n"
+    draft = " · DRAFT" if out.request.get("diffusion", {}).get("quality") == "draft" else ""
+    full = (f"#{out.id} {out.identity_name or '—'} → {out.reference_name or '—'}{heart}{batch}{draft}\n"
             f"{verdict} · {score} · {stars} · {out.engine} · {when}{tags}")
     short_score = "" if out.identity_score is None else f" · {out.identity_score:.2f}"
-    item.setText(f"#{out.id} {out.identity_name or '—'}{heart}\n{'★' * out.rating or '☆'}{short_score}"
+    item.setText(f"#{out.id} {out.identity_name or '—'}{heart}{draft}\n{'★' * out.rating or '☆'}{short_score}"
                  if compact else full)
     item.setData(VERDICT_ROLE, out.verdict)
     item.setData(OUTPUT_ROLE, out)

@@ -13,7 +13,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QThreadPool, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
-from superqt.utils import qthrottled
 
 from ..core.errors import ErrorKind
 from ..core.imaging import load_image
@@ -27,10 +26,10 @@ from .history_dock import HistoryDock
 from .identities_dock import IdentitiesDock
 from .images import to_qimage
 from .job_runner import JobRunner
+from .live_actions import LiveActions
 from .mask_editor import MaskEditor
 from .menus import build_actions
 from .pipeline_panel import PipelinePanel
-from .preview import LivePreview
 from .project_actions import ProjectActions
 from .recent import forget, recent_projects, remember
 from .references_dock import ReferencesDock
@@ -55,7 +54,6 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self.worker = GpuWorker()
         self.jobs = JobRunner(self.worker)
-        self.preview = LivePreview()
         self.stage_view = StageView()
         self.canvas = self.stage_view.canvas
         self.setCentralWidget(self.stage_view)
@@ -79,6 +77,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.pipeline_dock], [330], Qt.Orientation.Horizontal)
         self.history_actions = HistoryActions(self)
         self.project_actions = ProjectActions(self)
+        self.live = LiveActions(self)
         self.batch_actions = BatchActions(self)
 
         build_actions(self)
@@ -118,9 +117,6 @@ class MainWindow(QMainWindow):
         self.mask_editor.save_requested.connect(self.save_mask)
         self.mask_editor.mask_changed.connect(self._update_undo_actions)
         self.mask_editor.paint_toggle.toggled.connect(self._on_mask_paint_toggled)
-        # Live preview: what the session's request computes, at most every 40 ms while a slider moves.
-        self.session.request_changed.connect(qthrottled(self._on_session_request_changed, timeout=40, leading=True))
-        self.preview.ready.connect(self._on_preview_ready)
         self.jobs.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
         self.worker.queue_changed.connect(self._on_worker_queue_changed)  # a method, so on the GUI thread
         self.jobs.preview.connect(lambda job, image: self.canvas.set_image(image))  # via jobs: the GUI thread
@@ -216,13 +212,6 @@ class MainWindow(QMainWindow):
         self.session.refresh_mask()
         self.statusBar().showMessage(f"Mask saved (version {version}).", 4000)
         return version
-
-    def _on_session_request_changed(self) -> None:
-        self.preview.submit(self.session.request if self.project is not None else None)
-
-    def _on_preview_ready(self, generation: int, stages: dict) -> None:
-        if generation == self.preview.generation:
-            self.stage_view.update_images(stages)
 
     def _leave_project(self) -> None:  # remember its view; carry out the deletions that could still be undone
         save_view(self, self.project)
@@ -366,7 +355,8 @@ class MainWindow(QMainWindow):
         from .model_manager import ModelManagerDialog
 
         self.model_dialog = ModelManagerDialog(self)
-        self.model_dialog.states_changed.connect(lambda _: (self.probe_device(), self.engine_check.check()))
+        self.model_dialog.states_changed.connect(
+            lambda _: (self.probe_device(), self.live.models_changed(), self.engine_check.check()))
         self.model_dialog.show()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -384,7 +374,7 @@ class MainWindow(QMainWindow):
             self.save_mask()  # nothing the user painted is lost
         save_layout(self)
         self.worker.shutdown()
-        self.preview.shutdown()
+        self.live.shutdown()
         self.batch_actions.shutdown()
         self.jobs.drop_queued()
         # Imports, thumbnails and previews still running report to this window: let them finish first.

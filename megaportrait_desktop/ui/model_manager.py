@@ -37,9 +37,9 @@ from ..core.modelstore.guide import download_total, role_guide, size_text
 STATE_ICONS = {"installed": ("mdi6.check-circle", "#5cb85c"), "missing": ("mdi6.minus-circle", "#999999"),
                "damaged": ("mdi6.alert-circle", "#d9534f")}
 COLUMNS = ["Role", "State", "Size", "Source", "Licence"]
-INTRO = ("The classic engine needs no models: it works now. The diffusion engine needs the five models above the "
-         "identity scorer (about {total} in all from the Hugging Face Hub), or a studio's model pack (Install pack…). "
-         "Select a row to see what it is, where to get it and how to install it.")
+INTRO = ("The classic engine needs no models: it works now. The diffusion engine needs the first five models (about "
+         "{total} in all from the Hugging Face Hub), or a studio's model pack (Install pack…); the others are "
+         "optional. Select a row to see what it is, where to get it and how to install it.")
 
 
 def _size(n: int) -> str:

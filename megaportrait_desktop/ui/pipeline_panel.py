@@ -11,6 +11,7 @@ import time
 import qtawesome as qta
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
@@ -37,12 +38,18 @@ class PipelinePanel(QWidget):
 
     run_requested = Signal(str)         # "identity" | "shading" | "harmonize" | "all"
     cancel_requested = Signal()
+    slider_released = Signal(str)       # the stage the released slider belongs to
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = QComboBox()
         self.engine.addItem("Classic (CPU, no models)", "classic")
         self.engine.addItem("Diffusion (GPU, needs models)", "diffusion")
+        self.quality = QComboBox()
+        self.quality.addItem("Final", "final")
+        self.quality.addItem("Draft (speed LoRA, a few steps)", "draft")
+        self.quality.setToolTip("Diffusion engine: Final runs every step; Draft runs a few steps with the speed "
+                                "LoRA (LCM, Hyper-SD or TCD) for a quick look, recorded as a draft")
 
         self.a_strength = double_slider(0.0, 1.0, 0.0, "Identity weight of A, the reference-like image")
         self.b_strength = double_slider(0.0, 1.0, 1.0, "Identity weight of B, the client-like image")
@@ -76,6 +83,7 @@ class PipelinePanel(QWidget):
         general.addRow("Engine", self.engine)
         self.engine_note = QLabel()  # filled by .engine_check when the diffusion engine lacks its models
         general.addRow(self.engine_note)
+        general.addRow("Quality", self.quality)
         general.addRow("Seed", self.seed)
         general.addRow("Steps", self.steps)
 
@@ -100,6 +108,13 @@ class PipelinePanel(QWidget):
         self.progress.setTextVisible(False)
         self.status = QLabel("Ready")
         self.status.setWordWrap(True)
+        self.preview_mode = QLabel("")
+        self.preview_mode.setObjectName("previewMode")
+        self.preview_mode.setWordWrap(True)
+        self.preview_mode.setStyleSheet("color: #8a8a8a;")
+        self.final_on_release = QCheckBox("Final render when a slider is released")
+        self.final_on_release.setChecked(True)
+        self.final_on_release.setVisible(False)
 
         layout = QVBoxLayout(self)
         layout.addLayout(general)
@@ -109,13 +124,16 @@ class PipelinePanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.preview_mode)
+        layout.addWidget(self.final_on_release)
         layout.addStretch(1)
 
         self.reset_all = QPushButton(qta.icon("mdi6.restore"), "Reset all")
         self.reset_all.setToolTip("Every setting back to its default (double-click one slider to reset only it)")
         self.reset_all.clicked.connect(lambda: session.reset())
         layout.insertWidget(layout.count() - 1, self.reset_all)
-        for path, widget in (("engine", self.engine), ("seed", self.seed), ("steps", self.steps),
+        for path, widget in (("engine", self.engine), ("diffusion.quality", self.quality), ("seed", self.seed),
+                             ("steps", self.steps),
                              ("identity_params.a_strength", self.a_strength),
                              ("identity_params.b_strength", self.b_strength),
                              ("shading.light_cutoff", self.light_cutoff), ("shading.hf_cutoff", self.hf_cutoff),
@@ -123,6 +141,11 @@ class PipelinePanel(QWidget):
                              ("harmonize.strength", self.harmonize_strength),
                              ("harmonize.seam_width", self.seam_width)):
             bind(session, path, widget)
+        for stage, sliders in (("identity", (self.a_strength, self.b_strength)),
+                               ("shading", (self.light_cutoff, self.hf_cutoff, self.light_weight,
+                                            self.detail_weight))):
+            for slider in sliders:
+                slider.sliderReleased.connect(lambda s=stage: self.slider_released.emit(s))
         self._started = 0.0
 
     # ------------------------------------------------------------------ progress

@@ -1,117 +1,114 @@
-"""The live preview: the classic engine's pair and shading for the session's request, as a slider moves.
+"""The live preview in the window: what a run would make of the session's request, as a slider moves.
 
-It calls the same engine code a run does (:func:`core.pipeline.load_scene`, then
-:class:`core.classic_engine.ClassicEngine`'s identity pair and shading), so the shaded crop it shows
-is the one a classic run computes. The work runs on its own thread; only the newest request is
-computed (a request that was overtaken while waiting is dropped), and a result is shown only if no
-newer request came in meanwhile.
+The classic engine's pair and shading (the same engine calls a run makes, so the shaded crop it
+shows is the one a classic run computes); with the diffusion engine on a CUDA GPU and a speed LoRA
+installed, the diffusion result itself at draft quality (:class:`core.diffusion.live.DraftPreview`),
+taking turns with the GPU worker's jobs. The newest request only is rendered, off the GUI thread
+(:class:`core.live_preview.LatestOnlyWorker`); results come back through :attr:`LivePreview.ready`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import threading
+from collections.abc import Callable
 
-import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
-from ..core.classic_engine import ClassicEngine
-from ..core.engine import Pair, Scene
-from ..core.errors import MegaPortraitError
-from ..core.imaging import to_uint8
-from ..core.progress import Reporter
+from ..core.live_preview import ClassicPreview, LatestOnlyWorker
 from ..core.request import RunRequest
-from ..core.stages import Stage
 
-log = logging.getLogger("megaportrait.ui")
-
-#: What decides the scene (inputs and the crop) and the pair (plus the identity sliders).
-SCENE_FIELDS = ("identity", "reference", "face_index", "crop_size")
-PAIR_FIELDS = (*SCENE_FIELDS, "identity_params")
-
-
-def preview_stages(request: RunRequest, cache: dict) -> dict[str, np.ndarray]:
-    """A, B, light map, HF-map and shaded crop (uint8) for ``request``, exactly as a classic run makes
-    them; ``cache`` keeps the scene and the pair between calls that do not change them."""
-    engine = ClassicEngine()
-    request = request.replace(engine="classic")
-    scene_key = tuple(getattr(request, f) for f in SCENE_FIELDS)
-    pair_key = tuple(getattr(request, f) for f in PAIR_FIELDS)
-    if cache.get("scene_key") != scene_key:
-        from ..core.pipeline import load_scene
-
-        cache.clear()
-        cache["scene"], _ = load_scene(request, Reporter())
-        cache["scene_key"] = scene_key
-    scene: Scene = dataclasses.replace(cache["scene"], request=request)
-    if cache.get("pair_key") != pair_key:
-        cache["pair"] = engine.identity_pair(scene, Reporter())
-        cache["pair_key"] = pair_key
-    pair: Pair = cache["pair"]
-    shading = engine.shading(scene, pair, Reporter())
-    return {Stage.A: to_uint8(pair.a), Stage.B: to_uint8(pair.b), Stage.LIGHT_MAP: to_uint8(shading.light),
-            Stage.HF_MAP: to_uint8(np.clip(shading.hf + 0.5, 0, 1)), Stage.SHADED: to_uint8(shading.shaded)}
+CLASSIC = "classic"
+DRAFT = "diffusion draft"
 
 
 class LivePreview(QObject):
     """Submit requests from the GUI thread; :attr:`ready` brings the stages of the newest one back."""
 
-    ready = Signal(int, dict)  # generation, stage images
+    ready = Signal(int, dict)   # generation, stage images
     failed = Signal(str)
-    _wake = Signal()
+    #: Which preview runs and why ("diffusion draft" or "classic: <reason>").
+    mode_changed = Signal(str)
+    #: Seconds from a request to its images, for the newest rendered one.
+    latency = Signal(float)
 
-    def __init__(self) -> None:
+    def __init__(self, engine_source: Callable | None = None, gpu_lock: threading.Lock | None = None,
+                 allow_cpu_draft: bool = False) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._latest: tuple[int, RunRequest] | None = None
-        self._generation = 0
-        self._cache: dict = {}
-        self._thread = QThread()
-        self._thread.setObjectName("live-preview")
-        self.moveToThread(self._thread)
-        self._wake.connect(self._drain)
-        self._thread.start()
+        self._engine_source = engine_source
+        self._gpu_lock = gpu_lock
+        self._allow_cpu_draft = allow_cpu_draft
+        self._classic = ClassicPreview()
+        self._draft = None
+        self._draft_checked = False
+        self._why_not: str | None = None
+        self._mode = ""
+        self._worker = LatestOnlyWorker(self._render, self._on_ready,
+                                        lambda generation, message: self.failed.emit(message))
 
     @property
     def generation(self) -> int:
-        """The newest request's number; a result of an older one is never shown."""
-        return self._generation
+        return self._worker.generation
+
+    @property
+    def dropped(self) -> int:
+        """Requests overtaken before they were rendered."""
+        return self._worker.dropped
 
     def submit(self, request: RunRequest | None) -> int:
         """Ask for the preview of ``request`` (replacing any request not started yet)."""
-        with self._lock:
-            self._generation += 1
-            self._latest = None if request is None else (self._generation, request)
-            generation = self._generation
-        if request is not None:
-            self._wake.emit()
-        return generation
+        return self._worker.submit(request)
+
+    def recheck(self) -> None:
+        """Look again at whether drafts can run live (the models changed)."""
+        self._draft_checked = False
+        self._draft = None
 
     def shutdown(self) -> None:
-        with self._lock:
-            self._latest = None
-        self._thread.quit()
-        self._thread.wait(10_000)
+        self._worker.shutdown()
 
-    @Slot()
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                job, self._latest = self._latest, None
-            if job is None:
-                return
-            generation, request = job
-            try:
-                stages = preview_stages(request, self._cache)
-            except MegaPortraitError as exc:
-                self._cache.clear()
-                self.failed.emit(str(exc))
-                continue
-            except Exception as exc:  # noqa: BLE001 - a preview must never take the app down
-                log.exception("live preview failed")
-                self._cache.clear()
-                self.failed.emit(f"The preview failed: {exc}")
-                continue
-            if generation == self._generation:  # a newer request is on its way: this one is stale
-                self.ready.emit(generation, stages)
+    # ------------------------------------------------------------------ the worker's thread
+
+    def _render(self, request: RunRequest) -> dict:
+        if request.engine == "diffusion" and self._draft_preview() is not None:
+            return self._draft(request)
+        self._set_mode(CLASSIC if request.engine == "classic" else f"{CLASSIC}: {self._why_not}")
+        return self._classic(request)
+
+    def _draft_preview(self):
+        """The draft renderer when this machine can run it live, else ``None`` (with the reason kept)."""
+        if not self._draft_checked:
+            self._draft_checked = True
+            self._why_not = draft_unavailable(self._allow_cpu_draft)
+            if self._why_not is None and self._engine_source is not None:
+                from ..core.diffusion.live import DraftPreview
+
+                self._draft = DraftPreview(self._engine_source, self._gpu_lock)
+            elif self._why_not is None:
+                self._why_not = "no diffusion engine in this window"
+        if self._draft is not None:
+            self._set_mode(DRAFT)
+        return self._draft
+
+    def _set_mode(self, mode: str) -> None:
+        if mode != self._mode:
+            self._mode = mode
+            self.mode_changed.emit(mode)
+
+    def _on_ready(self, generation: int, images: dict, seconds: float) -> None:
+        self.latency.emit(seconds)
+        self.ready.emit(generation, images)
+
+
+def draft_unavailable(allow_cpu: bool = False) -> str | None:
+    """Why the diffusion result cannot follow the sliders here (``None``: it can)."""
+    from ..core.model_settings import load_settings
+
+    try:
+        import torch
+    except ImportError:
+        return "this installation has no diffusion engine"
+    if not allow_cpu and not torch.cuda.is_available():
+        return "no CUDA GPU (a draft takes seconds on a CPU)"
+    if "speed_lora" not in load_settings().models:
+        return "no speed LoRA installed (Models → Model Manager)"
+    return None

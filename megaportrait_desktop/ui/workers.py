@@ -78,6 +78,8 @@ class GpuWorker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.cache: dict = {}
+        #: Held while a job runs: the live preview renders drafts with the same models between jobs.
+        self.gpu_lock = threading.Lock()
         self._queue: deque[Job] = deque()
         self._lock = threading.Lock()
         self._current: Job | None = None
@@ -150,7 +152,8 @@ class GpuWorker(QObject):
 
         try:
             job.cancel.check()
-            result = job.run(on_progress, job.cancel, self.cache)
+            with self.gpu_lock:
+                result = job.run(on_progress, job.cancel, self.cache)
         except Cancelled:
             self.cancelled.emit(job.id)  # the partial result is dropped with the stack
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything a job does

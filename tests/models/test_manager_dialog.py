@@ -17,7 +17,7 @@ def dialog(qtbot):
     dlg = ModelManagerDialog()
     qtbot.addWidget(dlg)
     dlg.show()
-    qtbot.waitUntil(lambda: dlg.table.rowCount() == 8, timeout=20_000)
+    qtbot.waitUntil(lambda: dlg.table.rowCount() == 9, timeout=20_000)
     yield dlg
     # No worker may outlive the dialog it reports to.
     qtbot.waitUntil(lambda: not dlg._workers, timeout=20_000)
@@ -32,14 +32,16 @@ def test_the_dialog_lists_every_role_and_installing_a_pack_updates_the_states(di
 
     assert _column(dialog, 0) == [TITLES[r] for r in MANAGED_ROLES]
     # Only the identity scorer (dlib, installed with the app) is there on a fresh machine.
-    assert _column(dialog, 1) == ["missing"] * 5 + ["installed"] + ["missing"] * 2
+    assert _column(dialog, 1) == ["missing"] * 6 + ["installed"] + ["missing"] * 2
     with qtbot.waitSignal(dialog.states_changed, timeout=30_000,
                           check_params_cb=lambda states: states[0].state == "installed"):
         dialog.install_pack(tiny_pack)
-    assert _column(dialog, 1) == ["installed"] * 7 + ["missing"]  # annotator weights do not come in packs
-    assert all(_column(dialog, 2)[:7])  # sizes shown
-    assert dialog.table.item(5, 4).text() == "Public domain (CC0 1.0)"
-    assert "not accepted yet" in dialog.table.item(6, 4).text()  # insightface's non-commercial licence
+    # The speed LoRA is optional (draft quality) and not in this pack; annotator weights never come in packs.
+    assert _column(dialog, 1) == ["installed"] * 5 + ["missing"] + ["installed"] * 2 + ["missing"]
+    assert all(_column(dialog, 2)[:5])  # sizes shown
+    assert dialog.table.item(5, 4).text() == "CreativeML Open RAIL++-M"  # the suggested speed LoRA's licence
+    assert dialog.table.item(6, 4).text() == "Public domain (CC0 1.0)"
+    assert "not accepted yet" in dialog.table.item(7, 4).text()  # insightface's non-commercial licence
     assert dialog.status.text().startswith("Installed")
     assert "sha256" in dialog.table.item(0, 1).toolTip()
 
@@ -53,7 +55,7 @@ def test_a_refused_pack_shows_why_and_changes_nothing(dialog, qtbot, tiny_pack, 
     with qtbot.waitSignal(dialog.states_changed, timeout=30_000):
         dialog.install_pack(pack)
     qtbot.waitUntil(lambda: "version 7 is unknown" in dialog.status.text(), timeout=10_000)
-    assert _column(dialog, 1) == ["missing"] * 5 + ["installed"] + ["missing"] * 2
+    assert _column(dialog, 1) == ["missing"] * 6 + ["installed"] + ["missing"] * 2
 
 
 def test_offline_mode_checkbox_is_saved(dialog) -> None:

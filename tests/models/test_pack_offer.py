@@ -31,7 +31,7 @@ def test_first_start_offers_the_pack_and_installs_it(qtbot, tmp_path, tiny_pack,
     window.offer_models()
     qtbot.waitUntil(lambda: getattr(window, "model_dialog", None) is not None, timeout=20_000)
     dialog = window.model_dialog
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 8 and dialog.table.item(0, 1).text() == "installed",
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 9 and dialog.table.item(0, 1).text() == "installed",
                     timeout=60_000)
     assert "studio-pack" in asked[0]
     qtbot.waitUntil(lambda: not dialog._workers, timeout=20_000)

@@ -40,7 +40,7 @@ def test_a_version_1_project_migrates_and_its_outputs_list(tmp_path) -> None:
     root = tmp_path / "old"
     _version_1_project(root)
     with Project.open(root) as project:
-        assert project.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 2
+        assert project.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION
         (old,) = list_outputs(project).items
         assert old.identity_score == 0.7 and old.verdict is None and old.identity_report is None
         assert list_outputs(project, OutputQuery(verdict="none")).total == 1

@@ -44,7 +44,7 @@ def test_create_open_and_layout(tmp_path, project) -> None:
     assert project.name == "Studio"
     mode = project.db.one("PRAGMA journal_mode")[0]
     assert mode == "delete" and project.db.one("PRAGMA foreign_keys")[0] == 1  # see project/database.py
-    assert project.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 2
+    assert project.db.one("PRAGMA user_version")[0] == SCHEMA_VERSION == 3
     with pytest.raises(ProjectError, match="not empty"):
         Project.create(project.root)
     project.close()

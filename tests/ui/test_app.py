@@ -187,10 +187,11 @@ def test_recall_settings_restores_the_sliders(window, qtbot) -> None:
 def test_model_manager_opens_from_the_menu_and_lists_each_role(window, qtbot) -> None:
     window.act_models.trigger()
     dialog = window.model_dialog
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 8, timeout=20_000)
-    states = [dialog.table.item(row, 1).text() for row in range(8)]
-    # Nothing installed in the test's models folder; the identity scorer (dlib) comes with the app.
-    assert states == ["missing"] * 5 + ["installed"] + ["missing"] * 2
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 9, timeout=20_000)
+    states = [dialog.table.item(row, 1).text() for row in range(9)]
+    # Nothing installed in the test's models folder (the five diffusion roles and the speed LoRA); the identity
+    # scorer (dlib) comes with the app.
+    assert states == ["missing"] * 6 + ["installed"] + ["missing"] * 2
     qtbot.waitUntil(lambda: not dialog._workers, timeout=20_000)
     dialog.close()
 

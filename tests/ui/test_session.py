@@ -9,12 +9,12 @@ import pytest
 from PySide6.QtCore import Qt
 
 from megaportrait_desktop.core.brush import Brush
+from megaportrait_desktop.core.live_preview import ClassicPreview
 from megaportrait_desktop.core.pipeline import run
 from megaportrait_desktop.core.stages import Stage
 from megaportrait_desktop.project.demo import ensure_demo_project
 from megaportrait_desktop.ui.app import create_window
 from megaportrait_desktop.ui.images import from_qimage
-from megaportrait_desktop.ui.preview import preview_stages
 
 # Every slider that changes the shaded crop, with the range the panel offers.
 SLIDERS = {"identity_params.a_strength": (0.0, 1.0), "identity_params.b_strength": (0.0, 1.0),
@@ -42,11 +42,11 @@ def test_preview_matches_run(window) -> None:
     """For 20 random slider settings the preview's shaded crop is the classic run's shaded stage."""
     session = window.session
     rng = random.Random(7)
-    cache: dict = {}
+    live = ClassicPreview()
     for _ in range(20):
         _random_settings(session, rng)
         request = session.request
-        preview = preview_stages(request, cache)  # what the live preview computes, through its cache
+        preview = live(request)  # what the live preview computes, through its caches
         result = run(request, until="shading")
         for stage in (Stage.A, Stage.B, Stage.LIGHT_MAP, Stage.HF_MAP, Stage.SHADED):
             difference = np.abs(preview[stage].astype(int) - result.stages[stage].astype(int)).max()

@@ -27,7 +27,7 @@ from ..request import RunRequest
 from .control import face_geometry
 from .devices import DeviceChoice, choose_device
 from .harmonize import blend_weight, harmonize
-from .models import fingerprint, resolve_all
+from .models import fingerprint, resolve, resolve_all
 from .pair import generate_pair, pair_settings
 from .runtime import LoadedModels, load_models
 from .shading import shade
@@ -101,7 +101,8 @@ class DiffusionEngine:
         if not crops:
             raise FaceError("None of the identity photos has a usable face; add clear photos of the client.")
         models = self.models(overrides, device, roles=("base",))
-        models.set_lora(None)  # train on the bare base, never on top of a loaded identity
+        models.set_lora(None)  # train on the bare base, never on top of a loaded identity (or speed) LoRA
+        models.set_speed_lora(None)
         return train_identity(crops, models.components, out_dir, params, models.choice, reporter,
                               fast=models.fast is not None)
 
@@ -115,17 +116,32 @@ class DiffusionEngine:
         reporter("load", 0, 1, "Loading the models")
         models = self._models = self.models(d.model_overrides(), d.device)
         models.set_lora(d.lora)
+        draft = d.quality == "draft"
+        speed = (d.speed_lora or self._speed_lora_path()) if draft else None
+        if speed is not None:
+            models.set_speed_lora(speed)  # kept loaded after a draft: a final call runs it at scale 0
+        models.set_draft(draft)
         self._used = {role: {"path": str(m.path), "sha256": fingerprint(m.path, self._hashes)}
                       for role, m in models.resolved.items()}
-        if d.lora:
-            self._used["lora"] = {"path": str(d.lora), "sha256": fingerprint(d.lora, self._hashes)}
+        for role, path in (("lora", d.lora), ("speed_lora", speed)):
+            if path:
+                self._used[role] = {"path": str(path), "sha256": fingerprint(path, self._hashes)}
         check_pinned(d.model_sha256, self._used)
         warnings = []
         if d.lora is None:
             warnings.append("No identity LoRA was given, so B is not the client; train one with train-identity.")
         pinned = replace(d, model_sha256={role: m["sha256"] for role, m in self._used.items()},
+                         speed_lora=str(speed) if speed else None,
                          **{role: m["path"] for role, m in self._used.items() if role in ROLES})
         return request.replace(diffusion=pinned), warnings
+
+    def _speed_lora_path(self) -> str:
+        """The speed LoRA of the model settings; a clear error when none is installed."""
+        spec = self.settings.models.get("speed_lora")
+        if spec is None:
+            raise ModelMissingError("Draft quality needs a speed LoRA (LCM-LoRA, Hyper-SD or TCD for SD 1.5); "
+                                    "install one in Models → Model Manager, or run at Final quality.")
+        return str(resolve("speed_lora", spec).path)
 
     def identity_pair(self, scene: Scene, reporter: Reporter) -> Pair:
         request, d = scene.request, scene.request.diffusion

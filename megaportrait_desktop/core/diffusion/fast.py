@@ -123,12 +123,12 @@ class FastRuntime:
 
     # ------------------------------------------------------------------------------------------ LoRA
 
-    def take_lora(self, adapter: str) -> None:
-        """Read ``adapter`` from the peft layers loaded into the UNet and text encoder; the caller then
-        unloads those layers (the fast path folds the LoRA into the weights instead)."""
+    def take_lora(self, adapters: str | list[str]) -> None:
+        """Read the adapters from the peft layers loaded into the UNet and text encoder; the caller then
+        unloads those layers (the fast path folds the LoRAs into the weights instead)."""
         self.lora_changed()
         c = self.components
-        self.fused = FusedLora([c["unet"], c["text_encoder"]], adapter)
+        self.fused = FusedLora([c["unet"], c["text_encoder"]], adapters)
 
     def lora_changed(self) -> None:
         """Another LoRA, or none: the exact base weights back, the old one forgotten."""
@@ -137,8 +137,8 @@ class FastRuntime:
         self.fused = None
         self._lora_generation += 1
 
-    def fold_lora(self, scale: float) -> None:
-        """The LoRA (if any) folded into the weights at ``scale`` for the next calls."""
+    def fold_lora(self, scale: float | dict[str, float]) -> None:
+        """The LoRAs (if any) folded into the weights at their scales for the next calls."""
         if self.fused is not None:
             self.fused.apply(scale)
 
@@ -150,7 +150,8 @@ class FastRuntime:
     def text_weights_token(self) -> tuple:
         """Changes whenever the text encoder's weights may have changed (for the prompt cache): with
         another LoRA, or at another scale of a LoRA that adapts the text encoder."""
-        text_scale = self.fused.scale if self.fused is not None and self.fused.touches(1) else None
+        scales = self.fused.scale if self.fused is not None and self.fused.touches(1) else None
+        text_scale = tuple(sorted(scales.items())) if scales else None
         return (self._lora_generation, text_scale)
 
     # ----------------------------------------------------------------------------------------- calls
@@ -158,10 +159,12 @@ class FastRuntime:
     @staticmethod
     def handles(pipe: Any, kind: str) -> bool:
         """Whether the fast loop reproduces calls of this pipeline (else the stock pipeline runs them):
-        a plain 4-channel UNet and a scheduler with UniPC's noise-level helpers."""
+        a plain 4-channel UNet and one of the samplers it knows (UniPC, and LCM or TCD for drafts)."""
+        from .quality import SCHEDULERS
+
         return (kind in ("img2img", "inpaint") and pipe.unet.config.in_channels == 4
                 and pipe.unet.config.time_cond_proj_dim is None
-                and hasattr(pipe.scheduler, "_sigma_to_alpha_sigma_t"))
+                and type(pipe.scheduler).__name__ in SCHEDULERS.values())
 
     def generate(self, pipe: Any, kind: str, roles: tuple[str, ...], **call: Any) -> np.ndarray:
         """What ``pipe(**call).images`` returns, from the fast loop."""

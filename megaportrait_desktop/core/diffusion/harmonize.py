@@ -18,7 +18,8 @@ from ..progress import Reporter
 from ..request import DiffusionParams, HarmonizeParams
 from .control import inpaint_condition
 from .devices import generator, out_of_memory_as_message
-from .runtime import LoadedModels, output_to_float, step_callback, steps_for, to_pil
+from .quality import stage_plan
+from .runtime import LoadedModels, output_to_float, step_callback, to_pil
 
 
 def blend_weight(mask: np.ndarray, harmonize: HarmonizeParams, params: DiffusionParams) -> np.ndarray:
@@ -40,6 +41,7 @@ def harmonize(models: LoadedModels, pasted: np.ndarray, weight: np.ndarray, para
     if not region.any():
         return pasted.copy()
     models.set_lora_scale(0.0)  # harmonising is about the reference's look, not the identity
+    plan = stage_plan(params, steps, params.harmonize_denoise)
     size = pasted.shape[0]
     cond = torch.from_numpy(inpaint_condition(pasted * 2.0 - 1.0, region).transpose(2, 0, 1)[None].copy())
     cond = cond.to(models.choice.device, models.choice.dtype)
@@ -53,8 +55,8 @@ def harmonize(models: LoadedModels, pasted: np.ndarray, weight: np.ndarray, para
         out = models.generate(
             "inpaint", roles, prompt=params.prompt, negative_prompt=params.negative_prompt, image=to_pil(pasted),
             mask_image=to_pil(np.repeat(region[:, :, None], 3, axis=2)), control_image=control,
-            strength=params.harmonize_denoise, num_inference_steps=steps_for(steps, params.harmonize_denoise),
-            guidance_scale=params.guidance_scale, controlnet_conditioning_scale=scale, height=size, width=size,
+            strength=params.harmonize_denoise, num_inference_steps=plan.steps, guidance_scale=plan.guidance,
+            scheduler=plan.scheduler, controlnet_conditioning_scale=scale, height=size, width=size,
             generator=generator(models.choice.device, seed + 3), output_type="np", callback_on_step_end=callback,
             on_prepare=lambda text: reporter("harmonize", 0, 1, text))
     generated = output_to_float(out)[0]

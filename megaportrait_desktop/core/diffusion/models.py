@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import ErrorKind, MegaPortraitError, ModelMissingError
 from ..model_settings import (
+    ADAPTER_ROLES,
     ROLE_NAMES,
     ROLE_SUGGESTIONS,
     ROLES,
@@ -85,6 +86,8 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
     path = Path(source).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise _unsafe(role, path.name)
+    if role in ADAPTER_ROLES:
+        return _resolve_lora_file(role, source, path)
     if path.is_dir():
         _check_folder(role, path)
         return ResolvedModel(role, "folder", path)
@@ -106,6 +109,28 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
     raise ModelMissingError(f"The {ROLE_NAMES[role]} {source!r} is not on this machine. Install "
                             f"{ROLE_SUGGESTIONS[role]}, or point MegaPortrait at the folder or file: "
                             f"{where_to_set(role)}.")
+
+
+def _resolve_lora_file(role: str, source: str, path: Path) -> ResolvedModel:
+    """A LoRA is one ``.safetensors`` file: given as the file, a folder holding it, or a cached repo id."""
+    if not path.exists() and _REPO_ID.match(source) and not source.startswith((".", "/", "~")):
+        path = _cached_repo(role, source, what="the LoRA")
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        named = [f for f in files if f.name == "pytorch_lora_weights.safetensors"]
+        if not (named or len(files) == 1):
+            pickles = [f.name for f in path.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES]
+            if pickles and not files:
+                raise _unsafe(role, pickles[0])
+            raise ModelMissingError(f"{path} holds {len(files)} .safetensors files; choose the {ROLE_NAMES[role]} "
+                                    "file itself.")
+        path = (named or files)[0]
+    if not path.is_file():
+        raise ModelMissingError(f"The {ROLE_NAMES[role]} {source!r} is not on this machine. Install "
+                                f"{ROLE_SUGGESTIONS[role]}.")
+    if path.suffix.lower() != ".safetensors":
+        raise UnsafeModelError(f"{path.name} ({ROLE_NAMES[role]}): only .safetensors files can be loaded.")
+    return ResolvedModel(role, "lora_file", path)
 
 
 def resolve_all(settings: ModelSettings, overrides: dict[str, str | None] | None = None,

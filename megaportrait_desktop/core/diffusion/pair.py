@@ -17,7 +17,8 @@ import torch
 from ..progress import Reporter
 from ..request import DiffusionParams, IdentityParams
 from .devices import generator, out_of_memory_as_message
-from .runtime import LoadedModels, output_to_float, step_callback, steps_for, to_pil
+from .quality import stage_plan
+from .runtime import LoadedModels, output_to_float, step_callback, to_pil
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,16 @@ def generate_pair(models: LoadedModels, crop: np.ndarray, control: np.ndarray, a
     def call(settings: list[ImageSettings], seeds: list[int], label: str) -> list[np.ndarray]:
         s = settings[0]
         models.set_lora_scale(s.lora_scale)
-        n_steps = steps_for(steps, s.denoise)
+        plan = stage_plan(params, steps, s.denoise)
         callback = step_callback(reporter, "identity", f"Generating {label}", params.preview_every,
                                  lambda p: p.num_timesteps)
         with out_of_memory_as_message(models.choice, f"generating {label}"), torch.inference_mode():
             out = models.generate(
                 "img2img", ("face_controlnet",), prompt=[params.prompt] * len(seeds),
                 negative_prompt=[params.negative_prompt] * len(seeds), image=[image] * len(seeds),
-                control_image=[control_image] * len(seeds), strength=s.denoise, num_inference_steps=n_steps,
-                guidance_scale=params.guidance_scale, controlnet_conditioning_scale=s.control, height=size,
+                control_image=[control_image] * len(seeds), strength=s.denoise, num_inference_steps=plan.steps,
+                guidance_scale=plan.guidance, scheduler=plan.scheduler, controlnet_conditioning_scale=s.control,
+                height=size,
                 width=size, generator=[generator(device, sd) for sd in seeds], output_type="np",
                 callback_on_step_end=callback,
                 on_prepare=lambda text: reporter("identity", 0, 1, text))

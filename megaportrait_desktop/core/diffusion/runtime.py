@@ -20,8 +20,11 @@ from ..progress import Reporter
 from .devices import DeviceChoice
 from .fast import FastRuntime
 from .models import ResolvedModel, UnsafeModelError, load_base, load_controlnet
+from .quality import SCHEDULERS
 
 LORA_ADAPTER = "identity"
+#: The speed LoRA's adapter (draft quality), folded or run next to the identity LoRA.
+SPEED_ADAPTER = "speed"
 
 # Linear map from SD 1.x latents to RGB: good enough for a live thumbnail and costs nothing
 # (no VAE decode); the same approximation ComfyUI and A1111 use for their cheap previews.
@@ -40,12 +43,15 @@ class LoadedModels:
     lora: str | None = None
     #: The LoRA scale the next stage call runs at (applied by the path that runs it).
     lora_scale: float = 1.0
+    #: The speed LoRA (draft quality) and the scale it runs at next (1 in a draft, 0 in a final run).
+    speed_lora: str | None = None
+    speed_scale: float = 0.0
     #: The fast path over these models (CUDA graphs, folded LoRA); ``None``: stock diffusers calls.
     fast: FastRuntime | None = None
     _pipes: dict[str, Any] = field(default_factory=dict)
-    #: The LoRA loaded as peft adapters (the stock path's form) and the scale they are set to.
-    _adapters: str | None = None
-    _adapter_scale: float | None = None
+    #: The LoRAs loaded as peft adapters (the stock path's form), and the scales they are set to.
+    _adapters: dict[str, str] | None = None
+    _adapter_scales: dict[str, float] | None = None
 
     def controlnet(self, role: str) -> Any:
         if role not in self.controlnets:
@@ -60,63 +66,91 @@ class LoadedModels:
         """
         if path == self.lora:
             return
-        if path is not None:
-            lora = Path(path)
-            if lora.suffix.lower() != ".safetensors":
-                raise UnsafeModelError(f"{lora.name}: the identity LoRA must be a .safetensors file (pickle files "
-                                       "can run code when loaded).")
-            if not lora.is_file():
-                raise ModelMissingError(f"The identity LoRA {lora} does not exist; train one with train-identity.")
-        if self.fast is not None:
-            self.fast.lora_changed()
-        self._unload_adapters()
+        _check_lora(path, "identity LoRA", "train one with train-identity")
+        self._changed_loras()
         self.lora = None
-        if path is None:
+        if path is not None:
+            self._load_adapters({LORA_ADAPTER: str(path)})  # a damaged file fails here, whichever path runs next
+            self.lora = str(path)
+
+    def set_speed_lora(self, path: str | None) -> None:
+        """Use the speed LoRA at ``path`` for draft calls (``None``: none), beside the identity LoRA."""
+        if path == self.speed_lora:
             return
-        self._load_adapters(str(path))  # a damaged file fails here, whichever path runs next
-        self.lora = str(path)
+        _check_lora(path, "speed LoRA", "install one in Models → Model Manager")
+        self._changed_loras()
+        self.speed_lora = None
+        if path is not None:
+            self._load_adapters({SPEED_ADAPTER: str(path)})
+            self.speed_lora = str(path)
 
     def set_lora_scale(self, scale: float) -> None:
         """The identity LoRA's scale for the next :meth:`generate` calls."""
         self.lora_scale = float(scale)
 
+    def set_draft(self, draft: bool) -> None:
+        """Draft calls run the speed LoRA at full scale; final calls without it."""
+        if draft and self.speed_lora is None:
+            raise ModelMissingError("Draft quality needs a speed LoRA (LCM-LoRA, Hyper-SD or TCD for SD 1.5); "
+                                    "install one in Models → Model Manager, or run at Final quality.")
+        self.speed_scale = 1.0 if draft else 0.0
+
+    def _loras(self) -> dict[str, str]:
+        return {name: path for name, path in ((LORA_ADAPTER, self.lora), (SPEED_ADAPTER, self.speed_lora)) if path}
+
+    def _scales(self) -> dict[str, float]:
+        return {LORA_ADAPTER: self.lora_scale, SPEED_ADAPTER: self.speed_scale}
+
+    def _changed_loras(self) -> None:
+        if self.fast is not None:
+            self.fast.lora_changed()
+        self._unload_adapters()
+
     def generate(self, kind: str, roles: tuple[str, ...], on_prepare: Callable[[str], None] | None = None,
-                 **call: Any) -> np.ndarray:
+                 scheduler: str = "unipc", **call: Any) -> np.ndarray:
         """One stage call (``kind``: ``"img2img"`` or ``"inpaint"`` over the ControlNets ``roles``):
         the images of ``pipe(**call)``, from the fast path where it handles the call, else the stock pipeline.
 
         ``on_prepare(message)`` is told when the fast path is about to record (and compile) a step it has not
         run before, which takes from seconds to minutes.
         """
-        pipe = self.prepare(kind, *roles)
+        pipe = self.prepare(kind, *roles, scheduler=scheduler)
+        loras = self._loras()
         if self.fast is not None and self.fast.handles(pipe, kind):
             self.fast.on_prepare = on_prepare
-            if self.lora is not None and self.fast.fused is None:
-                if self._adapters != self.lora:
-                    self._load_adapters(self.lora)
-                self.fast.take_lora(LORA_ADAPTER)
-            self._unload_adapters()  # the fast path folds the LoRA itself
-            self.fast.fold_lora(self.lora_scale)
+            if loras and self.fast.fused is None:
+                self._load_adapters(loras)
+                self.fast.take_lora(list(loras))
+            self._unload_adapters()  # the fast path folds the LoRAs itself
+            self.fast.fold_lora(self._scales())
             return self.fast.generate(pipe, kind, roles, **call)
         if self.fast is not None:
             self.fast.release_lora()
-        if self.lora is not None:
-            if self._adapters != self.lora:
-                self._load_adapters(self.lora)
-            if self._adapter_scale != self.lora_scale:
-                self._lora_pipe().set_adapters([LORA_ADAPTER], adapter_weights=[self.lora_scale])
-                self._adapter_scale = self.lora_scale
+        if loras:
+            self._load_adapters(loras)
+            scales = {name: self._scales()[name] for name in loras}
+            if self._adapter_scales != scales:
+                self._lora_pipe().set_adapters(list(scales), adapter_weights=list(scales.values()))
+                self._adapter_scales = scales
         return pipe(**call).images
 
-    def _load_adapters(self, path: str) -> None:
-        lora = Path(path)
-        self._lora_pipe().load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=LORA_ADAPTER)
-        self._adapters, self._adapter_scale = path, None
+    def _load_adapters(self, loras: dict[str, str]) -> None:
+        """Have exactly these LoRAs loaded as peft adapters (adding the ones missing)."""
+        loaded = dict(self._adapters or {})
+        if any(loras[name] != path for name, path in loaded.items() if name in loras) or set(loaded) - set(loras):
+            self._unload_adapters()
+            loaded = {}
+        for name, path in loras.items():
+            if loaded.get(name) != path:
+                lora = Path(path)
+                self._lora_pipe().load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=name)
+                loaded[name] = path
+        self._adapters, self._adapter_scales = loaded, None
 
     def _unload_adapters(self) -> None:
-        if self._adapters is not None:
+        if self._adapters:
             self._lora_pipe().unload_lora_weights()
-            self._adapters, self._adapter_scale = None, None
+        self._adapters, self._adapter_scales = None, None
 
     def _lora_pipe(self) -> Any:
         """A plain pipeline over the shared UNet and text encoder: LoRA loading needs one, no ControlNet."""
@@ -129,16 +163,14 @@ class LoadedModels:
                 scheduler=c["scheduler"], safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         return self._pipes["lora"]
 
-    def pipe(self, kind: str, *roles: str) -> Any:
-        """A ControlNet img2img (``kind="img2img"``) or inpaint pipeline over the shared modules."""
-        from diffusers import (
-            StableDiffusionControlNetImg2ImgPipeline,
-            StableDiffusionControlNetInpaintPipeline,
-            UniPCMultistepScheduler,
-        )
+    def pipe(self, kind: str, *roles: str, scheduler: str = "unipc") -> Any:
+        """A ControlNet img2img (``kind="img2img"``) or inpaint pipeline over the shared modules, with the
+        sampler named (``unipc`` for final quality, ``lcm`` or ``tcd`` for drafts)."""
+        import diffusers
+        from diffusers import StableDiffusionControlNetImg2ImgPipeline, StableDiffusionControlNetInpaintPipeline
         from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-        key = f"{kind}:{'+'.join(roles)}"
+        key = f"{kind}:{'+'.join(roles)}:{scheduler}"
         if key in self._pipes:
             return self._pipes[key]
         nets = [self.controlnet(r) for r in roles]
@@ -147,18 +179,29 @@ class LoadedModels:
         c = self.components
         pipe = cls(vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
                    controlnet=nets[0] if len(nets) == 1 else MultiControlNetModel(nets),
-                   scheduler=UniPCMultistepScheduler.from_config(c["scheduler"].config),
+                   scheduler=getattr(diffusers, SCHEDULERS[scheduler]).from_config(c["scheduler"].config),
                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         self._pipes[key] = pipe
         return pipe
 
-    def prepare(self, kind: str, *roles: str) -> Any:
+    def prepare(self, kind: str, *roles: str, scheduler: str = "unipc") -> Any:
         """The pipeline for a stage, with CPU offload hooks set for it (they are per pipeline)."""
-        pipe = self.pipe(kind, *roles)
+        pipe = self.pipe(kind, *roles, scheduler=scheduler)
         if self.choice.offload:
             pipe.enable_model_cpu_offload(device=self.choice.device)
         return pipe
+
+
+def _check_lora(path: str | None, what: str, remedy: str) -> None:
+    if path is None:
+        return
+    lora = Path(path)
+    if lora.suffix.lower() != ".safetensors":
+        raise UnsafeModelError(f"{lora.name}: the {what} must be a .safetensors file (pickle files can run code "
+                               "when loaded).")
+    if not lora.is_file():
+        raise ModelMissingError(f"The {what} {lora} does not exist; {remedy}.")
 
 
 def load_models(resolved: dict[str, ResolvedModel], choice: DeviceChoice) -> LoadedModels:
@@ -220,11 +263,3 @@ def to_pil(image: np.ndarray):
 def output_to_float(images: np.ndarray) -> list[np.ndarray]:
     """Pipeline ``output_type="np"`` batch → list of float32 ``[0, 1]`` images."""
     return [np.clip(np.asarray(img, np.float32), 0.0, 1.0) for img in images]
-
-
-def steps_for(steps: int, denoise: float) -> int:
-    """Scheduler steps so an img2img pass of ``denoise`` runs at least one step.
-
-    diffusers runs ``int(steps · denoise)`` steps; a low denoise with few steps would run none.
-    """
-    return max(int(steps), int(np.ceil(1.0 / max(denoise, 1e-3))))

@@ -111,9 +111,13 @@ class Sampler:
 
         scheduler = pipe.scheduler
         scheduler.set_timesteps(num_inference_steps, device=device)
-        # UniPC keeps its noise levels on the CPU and copies one to the GPU (a synchronising copy) several
-        # times a step; on the GPU they are the same float32 values and nothing waits.
-        scheduler.sigmas = scheduler.sigmas.to(device)
+        unipc = hasattr(scheduler, "_sigma_to_alpha_sigma_t")
+        if unipc:
+            # UniPC keeps its noise levels on the CPU and copies one to the GPU (a synchronising copy) several
+            # times a step; on the GPU they are the same float32 values and nothing waits.
+            scheduler.sigmas = scheduler.sigmas.to(device)
+        # The draft samplers (LCM, TCD) draw noise between steps from the call's generators, as the stock call.
+        extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
         timesteps, _ = pipe.get_timesteps(num_inference_steps, strength, device)
         latent_timestep = timesteps[:1].repeat(batch)
         pipe._num_timesteps = len(timesteps)
@@ -128,13 +132,19 @@ class Sampler:
                 batch, pipe.vae.config.latent_channels, height, width, dtype, device, generator, None, image=init,
                 timestep=latent_timestep, is_strength_max=strength == 1.0, return_noise=True,
                 return_image_latents=True)
-            # The stock call also encodes the masked image, which a 4-channel UNet never reads.
+            # The stock call also encodes the masked image, which a 4-channel UNet never reads. Skipping it changes
+            # nothing with UniPC; the draft samplers draw noise at every step from the same generators, so for
+            # them the encode runs, for its random draw.
+            if not unipc:
+                pipe.prepare_mask_latents(mask, init * (mask < 0.5), batch, height, width, dtype, device, generator,
+                                          cfg)
             factor = pipe.vae_scale_factor
             init_mask = torch.nn.functional.interpolate(mask, size=(height // factor, width // factor))
             init_mask = init_mask.to(device=device, dtype=dtype)
             if init_mask.shape[0] < batch:
                 init_mask = init_mask.repeat(batch // init_mask.shape[0], 1, 1, 1)
-            alphas, sigmas = scheduler._sigma_to_alpha_sigma_t(scheduler.sigmas.to(device=device, dtype=dtype))
+            if unipc:
+                alphas, sigmas = scheduler._sigma_to_alpha_sigma_t(scheduler.sigmas.to(device=device, dtype=dtype))
         else:
             latents = self._img2img_latents(pipe, image, latent_timestep, batch, height, width, dtype, device,
                                             generator)
@@ -146,12 +156,15 @@ class Sampler:
             step.set(latents=scheduler.scale_model_input(latents, t), t=t)
             noise_pred = step()
             with solve_without_host_check(device):
-                latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
             if kind == "inpaint":
                 proper = image_latents
                 if i < len(timesteps) - 1:
-                    k = scheduler.step_index  # the stock call's add_noise uses this index
-                    proper = alphas[k].view(1, 1, 1, 1) * image_latents + sigmas[k].view(1, 1, 1, 1) * noise
+                    if unipc:
+                        k = scheduler.step_index  # the stock call's add_noise uses this index
+                        proper = alphas[k].view(1, 1, 1, 1) * image_latents + sigmas[k].view(1, 1, 1, 1) * noise
+                    else:  # the stock call's own add_noise (a few draft steps: its small host copies do not matter)
+                        proper = scheduler.add_noise(image_latents, noise, torch.tensor([timesteps[i + 1]]))
                 latents = (1 - init_mask) * proper + init_mask * latents
             if callback_on_step_end is not None:
                 out = callback_on_step_end(pipe, i, t, {"latents": latents})

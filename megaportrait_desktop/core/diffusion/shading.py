@@ -15,7 +15,8 @@ from .. import classic
 from ..progress import Reporter
 from ..request import DiffusionParams, ShadingParams
 from .devices import generator, out_of_memory_as_message
-from .runtime import LoadedModels, output_to_float, step_callback, steps_for, to_pil
+from .quality import stage_plan
+from .runtime import LoadedModels, output_to_float, step_callback, to_pil
 
 
 def shade(models: LoadedModels, a: np.ndarray, b: np.ndarray, shading: ShadingParams, params: DiffusionParams,
@@ -24,6 +25,7 @@ def shade(models: LoadedModels, a: np.ndarray, b: np.ndarray, shading: ShadingPa
     light, hf, recombined = classic.shade(a, b, shading)
     hf_control = np.clip(hf * shading.detail_weight + 0.5, 0.0, 1.0)
     models.set_lora_scale(params.shading_lora_scale)
+    plan = stage_plan(params, steps, params.shading_denoise)
     size = a.shape[0]
     callback = step_callback(reporter, "shading", "Re-rendering the face with the reference's light",
                              params.preview_every, lambda p: p.num_timesteps)
@@ -32,7 +34,7 @@ def shade(models: LoadedModels, a: np.ndarray, b: np.ndarray, shading: ShadingPa
             "img2img", ("light_controlnet", "detail_controlnet"), prompt=params.prompt,
             negative_prompt=params.negative_prompt, image=to_pil(recombined),
             control_image=[to_pil(light), to_pil(hf_control)], strength=params.shading_denoise,
-            num_inference_steps=steps_for(steps, params.shading_denoise), guidance_scale=params.guidance_scale,
+            num_inference_steps=plan.steps, guidance_scale=plan.guidance, scheduler=plan.scheduler,
             controlnet_conditioning_scale=[params.light_control_weight, params.detail_control_weight],
             height=size, width=size, generator=generator(models.choice.device, seed + 2), output_type="np",
             callback_on_step_end=callback,

@@ -209,3 +209,26 @@ def fit_vae(vae: Any, images: list[Any], steps: int = 150, seed: int = 0, lr: fl
     vae.eval()
     vae.requires_grad_(False)
     return losses
+
+
+def save_speed_lora(shape_name: str, path: str | Path, seed: int = 1, rank: int = 4, std: float = 0.05) -> Path:
+    """A random LoRA on the attention layers of a ``shape_name`` UNet, saved as a speed LoRA ships
+    (``pytorch_lora_weights.safetensors``, diffusers keys): it loads and stacks like LCM-LoRA, only
+    its values are random (draft quality itself is not judged without real weights)."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**shape(shape_name).unet)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:  # gaussian init leaves B at zero: a no-op LoRA
+                param.normal_(0.0, std)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet),
+                                              safe_serialization=True)
+    return folder / "pytorch_lora_weights.safetensors"

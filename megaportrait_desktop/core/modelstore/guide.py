@@ -58,6 +58,11 @@ _GUIDES = {
         "inpaint_controlnet", "Blends the new face into the portrait (Harmonize stage).",
         "Needed by the diffusion engine.", ROLE_SUGGESTIONS["inpaint_controlnet"],
         HUB + DEFAULT_CONFIGS["inpaint_controlnet"], int(1.45 * _GB), "Download, Choose checkpoint… or Install pack…."),
+    "speed_lora": RoleGuide(
+        "speed_lora", "Makes draft quality possible: a portrait in a few steps, and the live diffusion preview.",
+        "Optional: only for draft quality.", ROLE_SUGGESTIONS["speed_lora"], HUB + DEFAULT_CONFIGS["speed_lora"],
+        int(0.135 * _GB),
+        "Download its .safetensors file from the page named here, then Choose checkpoint… (or Install pack…)."),
     "identity": RoleGuide(
         "identity", "Scores every output: is the face the client's?", "Installed with the app; nothing to do.",
         "dlib's face recognition ResNet and 5-point landmark model (public domain)",

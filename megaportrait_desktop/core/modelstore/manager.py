@@ -16,6 +16,7 @@ from ..diffusion.models import UnsafeModelError, fingerprint, resolve
 from ..errors import ModelMissingError, RequestError
 from ..licences import ROLE_LICENCES, Licence, is_accepted, licence_of
 from ..model_settings import (
+    ADAPTER_ROLES,
     DEFAULT_CONFIGS,
     ROLE_NAMES,
     ROLES,
@@ -30,7 +31,7 @@ from . import safetensors_header
 
 #: Roles the manager shows: the diffusion roles, the identity scorer installed with the app (dlib), then the
 #: insightface pack and the annotator weights.
-MANAGED_ROLES = (*ROLES, "identity", "insightface", "annotators")
+MANAGED_ROLES = (*ROLES, *ADAPTER_ROLES, "identity", "insightface", "annotators")
 TITLES = {**ROLE_NAMES, "identity": "identity score (dlib ResNet, 5-point landmarks)",
           "insightface": "insightface buffalo_l (face detection, optional ArcFace score)",
           "annotators": "annotator weights (lineart, softedge)"}
@@ -111,7 +112,7 @@ def _guarded_state(role: str, settings: ModelSettings, models_dir: Path | None, 
         return role_state(role, settings, models_dir, hashes, cache)
     except Exception as exc:  # noqa: BLE001 - a file no check foresaw must not empty the whole manager
         log.warning("model state of %s", role, exc_info=True)
-        spec = settings.models.get(role) if role in ROLES else None
+        spec = settings.models.get(role) if role in ROLES + ADAPTER_ROLES else None
         return RoleState(role=role, title=TITLES[role], state=DAMAGED, source=spec.source if spec else "",
                          licence=ROLE_LICENCES[role],
                          message=f"Could not be checked ({type(exc).__name__}: {exc}); reinstall it or choose "
@@ -140,9 +141,9 @@ def set_model(role: str, source: str, config: str | None = None, settings_file: 
     ModelMissingError, UnsafeModelError
         When it does not resolve; the settings are then unchanged.
     """
-    if role not in ROLES:
-        raise RequestError(f"Only the diffusion roles ({', '.join(ROLES)}) can be set; {role!r} is installed from "
-                           "a pack.")
+    if role not in ROLES + ADAPTER_ROLES:
+        raise RequestError(f"Only the diffusion roles ({', '.join(ROLES + ADAPTER_ROLES)}) can be set; {role!r} is "
+                           "installed from a pack.")
     settings = load_settings(settings_file)
     source = str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source
     spec = ModelSpec(source, config)
