@@ -127,4 +127,5 @@ def require_accepted(role: str, licence: Licence, settings: ModelSettings | None
     if not is_accepted(role, licence, settings):
         raise LicenceNotAcceptedError(
             f"The {role} model is under the {licence.name} ({licence.summary or licence.url}). Accept it once in "
-            f"Settings → Models, or with 'python main.py models accept-licence {role}', before using it.")
+            "the app (Models → Model Manager, select the row, Licence…), or with "
+            f"'python main.py models accept-licence {role}', before using it.")

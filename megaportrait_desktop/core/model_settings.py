@@ -50,6 +50,21 @@ ROLE_SUGGESTIONS = {
                   "a Hyper-SD 'Hyper-SD15-4steps-lora' file (LCM sampler) or 'h1t/TCD-SD15-LoRA' (the TCD sampler)",
 }
 
+#: Where the user chooses models in the app (there is no Settings menu: the Models menu has the manager).
+MODEL_MANAGER = "Models → Model Manager"
+
+
+def where_to_set(role: str) -> str:
+    """How to choose ``role``'s model, in the app and on the command line (for messages that say what to do)."""
+    name = ROLE_NAMES.get(role, role)
+    if role not in ROLES:  # the speed LoRA: no download button and no per-run flag
+        return (f"in the app, {MODEL_MANAGER} (select the {name}, then Choose checkpoint… or Install pack…); on the "
+                f"command line, 'python main.py models set {role} SOURCE'")
+    flag = "--" + role.replace("_", "-")
+    return (f"in the app, {MODEL_MANAGER} (select the {name}, then Download, Choose checkpoint… or Install "
+            f"pack…); on the command line, 'python main.py models set {role} SOURCE', or {flag} SOURCE for one run")
+
+
 #: The repos each role's suggested model comes from (and whose hyper-parameters the shipped configs copy).
 DEFAULT_CONFIGS = {
     "base": "stable-diffusion-v1-5/stable-diffusion-v1-5",

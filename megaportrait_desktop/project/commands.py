@@ -12,7 +12,7 @@ from pathlib import Path
 from ..core.errors import os_error_message
 from . import batch_command
 from .errors import ProjectError, disk_problem
-from .exchange import export_output, export_project, import_project
+from .exchange import export_project, import_project
 from .history import SORTS, VERDICT_FILTERS, OutputQuery, list_outputs
 from .imports import IMPORTED, identity_set_issues, import_identity_photos, import_references
 from .maintenance import repair, verify
@@ -71,6 +71,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("path")
     exp.add_argument("out", help="file to write: .png, .jpg or .tif with --output, else a .zip of the project")
     exp.add_argument("--output", type=int, help="the output id to export")
+    exp.add_argument("--preset", help="an export preset by name (e.g. 'Web (2048 px JPEG, sRGB, sharpened for "
+                     "screen)'): size, sharpening, sRGB, metadata; the file type follows OUT")
+    exp.add_argument("--provenance", action="store_true",
+                     help="embed MegaPortrait's provenance (client name, prompt, settings); off by default, for a "
+                          "file that leaves the studio")
 
     imp = cmds.add_parser("import", help="unpack a project zip into a new folder")
     imp.add_argument("zip")
@@ -189,7 +194,14 @@ def _contact_sheet(project: Project, args: argparse.Namespace) -> int:
 
 def _export(project: Project, args: argparse.Namespace) -> int:
     if args.output is not None:
-        path = export_output(project, args.output, args.out)
+        from dataclasses import replace
+
+        from .export_presets import ExportPreset, export_one, preset_named
+
+        preset = preset_named(args.preset) if args.preset else ExportPreset("plain", srgb=False, quality=95)
+        if args.provenance:
+            preset = replace(preset, include_provenance=True)
+        path = export_one(project, args.output, args.out, preset)
     else:
         if Path(args.out).suffix.lower() != ".zip":
             raise ProjectError("To export one output give --output ID; to export the project, name a .zip file.")

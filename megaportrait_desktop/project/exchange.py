@@ -20,6 +20,7 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from xml.sax.saxutils import escape, unescape
 
@@ -27,7 +28,7 @@ from PIL import Image
 
 from .. import __version__
 from ..core.errors import ImageError
-from ..core.imaging import SAVE_SUFFIXES, load_image, save_image
+from ..core.imaging import SAVE_SUFFIXES, Picture, load_image, save_image
 from . import leftovers
 from .errors import ProjectError, disk_problem, sqlite_error, storage_error
 from .files import check_stored_path
@@ -59,11 +60,18 @@ def provenance(project: Project, output_id: int) -> dict:
 
 
 def export_output(project: Project, output_id: int, dest: str | Path, quality: int = 95,
-                  on_progress: Callable[[float, str], None] | None = None) -> Path:
+                  on_progress: Callable[[float, str], None] | None = None, *, include_provenance: bool = True,
+                  keep_exif: bool = True, prepare: Callable[[Picture], Picture] | None = None) -> Path:
     """Export an output as PNG, JPEG or 16-bit TIFF (by ``dest``'s suffix) with its parameters embedded.
 
     ``on_progress(fraction, what)`` hears each step (reading, encoding a band of rows at a time, writing);
     it may raise (e.g. ``Cancelled``) to stop the export, and then nothing is written.
+    ``include_provenance=False`` leaves out everything MegaPortrait adds (the PNG text chunk and XMP with the
+    client's name, the prompt and the project's paths; the EXIF description and software), for a file
+    that goes to a client or a website; the project keeps the provenance either way. ``keep_exif=False``
+    drops the reference's camera EXIF too. ``prepare`` changes the picture before it is encoded (resize,
+    sharpen, sRGB: see :mod:`.export_presets`); it gets the picture with its ICC profile resolved (the
+    reference's, when the output carries none) and may replace the profile.
     """
     dest = Path(dest)
     if dest.suffix.lower() not in SAVE_SUFFIXES:
@@ -78,15 +86,24 @@ def export_output(project: Project, output_id: int, dest: str | Path, quality: i
     encoding = f"Writing {dest.name}"
     report(0.3, encoding)
     icc = picture.icc_profile or _reference_icc(project, out.reference_id)
-    info = json.dumps(provenance(project, output_id), sort_keys=True)
+    if prepare is not None:
+        try:
+            picture = prepare(replace(picture, icc_profile=icc))
+        except ImageError as exc:
+            raise ProjectError(str(exc)) from None
+        icc = picture.icc_profile
     exif = Image.Exif()
-    if picture.exif:
+    if picture.exif and keep_exif:
         exif.load(picture.exif)
-    exif[0x010E] = f"MegaPortrait output {out.id} ({out.engine} engine)"  # ImageDescription
-    exif[0x0131] = f"MegaPortrait Desktop {__version__}"  # Software
+    text = xmp = None
+    if include_provenance:
+        info = json.dumps(provenance(project, output_id), sort_keys=True)
+        exif[0x010E] = f"MegaPortrait output {out.id} ({out.engine} engine)"  # ImageDescription
+        exif[0x0131] = f"MegaPortrait Desktop {__version__}"  # Software
+        text, xmp = {"megaportrait:provenance": info}, _xmp(info)
     try:
-        saved = save_image(dest, picture, icc_profile=icc, exif=exif.tobytes(), quality=quality,
-                           text={"megaportrait:provenance": info}, xmp=_xmp(info),
+        saved = save_image(dest, picture, icc_profile=icc, exif=exif.tobytes() if len(exif) else b"",
+                           quality=quality, text=text, xmp=xmp,
                            on_band=lambda done, rows: report(0.3 + 0.65 * done / rows, encoding))
     except ImageError as exc:
         raise ProjectError(str(exc)) from None

@@ -40,6 +40,8 @@ class OutputQuery:
     verdict: str | None = None
     #: Only the outputs of this batch.
     batch_id: int | None = None
+    #: Outputs left out (the app's deleted outputs while their deletion can still be undone).
+    exclude_ids: tuple[int, ...] = ()
     #: Only drafts (``"draft"``) or only final renders (``"final"``).
     quality: str | None = None
     sort: str = "newest"
@@ -111,6 +113,9 @@ def _where(q: OutputQuery) -> tuple[str, tuple]:
     if q.favourite is not None:
         clauses.append("o.favourite = ?")
         params.append(int(q.favourite))
+    if q.exclude_ids:
+        clauses.append(f"o.id NOT IN ({','.join('?' * len(q.exclude_ids))})")
+        params.extend(q.exclude_ids)
     if q.tag:
         clauses.append("EXISTS (SELECT 1 FROM output_tags g WHERE g.output_id = o.id AND g.tag = ?)")
         params.append(q.tag)

@@ -17,11 +17,15 @@ def create_window(project: str | Path | None = None):
     other error opening it waits for the window to show (no dialog behind the main window).
     """
     from ..project.demo import ensure_demo_project
+    from .empty_hints import first_start, show_welcome
     from .main_window import MainWindow
     from .recent import recent_projects
 
+    welcome = first_start()
     window = MainWindow()
     _score_off_the_gil()
+    if welcome:
+        show_welcome(window)
     candidates = [project] if project else recent_projects()[:1]
     for root in candidates:
         if root and window.open_project(root):

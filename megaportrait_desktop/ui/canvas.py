@@ -12,6 +12,10 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEve
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
+#: The mask overlay's colour by default: cyan reads on skin, orange suits and red lips alike (pink did not).
+OVERLAY_COLOUR = (0, 200, 255)
+#: How near (screen pixels) the pointer must be to the before/after line to drag it.
+SPLIT_GRAB_PX = 8
 
 
 class _ImageItem(QGraphicsItem):
@@ -51,6 +55,7 @@ class _OverlayItem(QGraphicsItem):
     def __init__(self) -> None:
         super().__init__()
         self.image = QImage()
+        self.colour = OVERLAY_COLOUR
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def boundingRect(self) -> QRectF:  # noqa: N802
@@ -64,14 +69,29 @@ class _OverlayItem(QGraphicsItem):
     def set_mask(self, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
         h, w = mask.shape
         if self.image.width() != w or self.image.height() != h:
-            self.set_image(overlay_image(mask, colour))
+            self.set_image(overlay_image(mask, colour), colour)
             return
+        if colour != self.colour:
+            self.set_colour(colour)
         self.update_region(mask, (0, 0, w, h))
 
-    def set_image(self, image: QImage) -> None:
-        """Show an overlay made by :func:`overlay_image` (off the GUI thread, for a big mask)."""
+    def set_image(self, image: QImage, colour: tuple[int, int, int]) -> None:
+        """Show an overlay made by :func:`overlay_image` in ``colour`` (off the GUI thread, for a big mask)."""
         self.prepareGeometryChange()
         self.image = image
+        self.colour = colour
+        self.update()
+
+    def set_colour(self, colour: tuple[int, int, int]) -> None:
+        """Recolour in place, keeping the mask (the alpha byte of each RGBA word)."""
+        self.colour = colour
+        if self.image.isNull():
+            return
+        words = self._pixels().view(np.uint32)  # RGBA8888 is R, G, B, A in memory: A is the top byte
+        r, g, b = (int(c) for c in colour)
+        rgb = np.uint32(r | g << 8 | b << 16) if np.little_endian else np.uint32(r << 24 | g << 16 | b << 8)
+        np.bitwise_and(words, np.uint32(0xFF000000 if np.little_endian else 0x000000FF), out=words)
+        np.bitwise_or(words, rgb, out=words)
         self.update()
 
     def update_region(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
@@ -83,11 +103,7 @@ class _OverlayItem(QGraphicsItem):
         return _rgba(self.image)
 
 
-#: The mask overlay's colour.
-MASK_COLOUR = (255, 60, 90)
-
-
-def overlay_image(mask: np.ndarray, colour: tuple[int, int, int] = MASK_COLOUR) -> QImage:
+def overlay_image(mask: np.ndarray, colour: tuple[int, int, int] = OVERLAY_COLOUR) -> QImage:
     """The mask overlay: ``colour`` everywhere, the mask as alpha. A QImage may be built on any thread: a
     24-megapixel one is 96 MB, made on a worker rather than on the GUI thread."""
     h, w = mask.shape
@@ -109,6 +125,7 @@ class ImageCanvas(QGraphicsView):
     """Zoomable, pannable viewer; in painting mode, left-button drags become strokes."""
 
     zoom_changed = Signal(float)
+    split_changed = Signal(float)  # the before/after line, dragged on the image (0 = left edge, 1 = right)
     stroke_started = Signal(float, float)
     stroke_moved = Signal(float, float)
     stroke_finished = Signal()
@@ -124,6 +141,8 @@ class ImageCanvas(QGraphicsView):
         self._overlay.setVisible(False)
         self._painting = False
         self._stroking = False
+        self._dragging_split = False
+        self.overlay_colour = OVERLAY_COLOUR
         self._fit_on_resize = True
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
@@ -167,22 +186,43 @@ class ImageCanvas(QGraphicsView):
         self._image.update()
 
     def set_split(self, fraction: float) -> None:
-        self._image.split = min(max(fraction, 0.0), 1.0)
-        self._image.update()
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction != self._image.split:
+            self._image.split = fraction
+            self._image.update()
+            self.split_changed.emit(fraction)
+
+    @property
+    def split(self) -> float:
+        return self._image.split
+
+    def comparing(self) -> bool:
+        """A before image is shown left of the split line."""
+        return self._image.before is not None and self._image.before.size() == self._image.image.size()
+
+    def _near_split(self, event: QMouseEvent) -> bool:
+        if not self.comparing():
+            return False
+        line_x = self.mapFromScene(QPointF(self._image.split * self._image.image.width(), 0)).x()
+        return abs(event.position().x() - line_x) <= SPLIT_GRAB_PX
 
     # ------------------------------------------------------------------ mask overlay
 
-    def set_mask(self, mask: np.ndarray | None, colour: tuple[int, int, int] = MASK_COLOUR,
-                 overlay: QImage | None = None) -> None:
-        """Show ``mask`` over the image; ``overlay`` is its :func:`overlay_image`, when made already."""
+    def set_mask(self, mask: np.ndarray | None, overlay: QImage | None = None) -> None:
+        """Show ``mask`` over the image; ``overlay`` is its :func:`overlay_image` in the current overlay colour,
+        when made already (off the GUI thread)."""
         if mask is None:
             self._overlay.setVisible(False)
             return
         if overlay is not None:
-            self._overlay.set_image(overlay)
+            self._overlay.set_image(overlay, self.overlay_colour)
         else:
-            self._overlay.set_mask(mask, colour)
+            self._overlay.set_mask(mask, self.overlay_colour)
         self._overlay.setVisible(True)
+
+    def set_overlay_colour(self, colour: tuple[int, int, int]) -> None:
+        self.overlay_colour = colour
+        self._overlay.set_colour(colour)
 
     def update_mask(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
         self._overlay.update_region(mask, rect)
@@ -236,6 +276,9 @@ class ImageCanvas(QGraphicsView):
         return self.mapToScene(event.position().toPoint())
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton and self._near_split(event):
+            self._dragging_split = True  # the before/after line moves with the mouse, as in Lightroom
+            return
         if self._painting and event.button() == Qt.MouseButton.LeftButton:
             p = self._image_point(event)
             self._stroking = True
@@ -244,6 +287,14 @@ class ImageCanvas(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._dragging_split:
+            width = self._image.image.width()
+            self.set_split(self._image_point(event).x() / width if width else 0.5)
+            return
+        if not self._stroking and not event.buttons():
+            split = self._near_split(event)
+            idle = Qt.CursorShape.CrossCursor if self._painting else Qt.CursorShape.OpenHandCursor
+            self.viewport().setCursor(Qt.CursorShape.SplitHCursor if split else idle)
         if self._stroking:
             p = self._image_point(event)
             self.stroke_moved.emit(p.x(), p.y())
@@ -251,6 +302,9 @@ class ImageCanvas(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._dragging_split and event.button() == Qt.MouseButton.LeftButton:
+            self._dragging_split = False
+            return
         if self._stroking and event.button() == Qt.MouseButton.LeftButton:
             self._stroking = False
             self.stroke_finished.emit()

@@ -1,17 +1,18 @@
-"""What the History dock's buttons do to the window: show an output, recall, compare, export, delete."""
+"""What the History dock's buttons do to the window: show an output, recall, compare (before/after, or two
+side by side), export with a preset, delete (undoable: see :mod:`project.trash`)."""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressBar
 
 from ..core.errors import MegaPortraitError
 from ..core.imaging import load_image, to_uint8
 from ..core.stages import Stage
-from ..project import Project
+from ..project import Project, ProjectError
 from ..project.history import stage_pixels
+from ..project.trash import OutputTrash
 from .errors import show_error
 from .images import to_qimage
 from .workers import run_in_background
@@ -37,12 +38,6 @@ def output_images(project: Project, output_id: int) -> dict[str, np.ndarray | QI
     return images
 
 
-class _Progress(QObject):
-    """Carries a worker's progress reports to the GUI thread (a signal emitted from any thread is queued)."""
-
-    reported = Signal(float, str)
-
-
 class HistoryActions(QObject):
     """Wires the History dock to the window (``window``: a :class:`.main_window.MainWindow`)."""
 
@@ -54,15 +49,26 @@ class HistoryActions(QObject):
         dock.output_selected.connect(self.show)
         dock.recall_requested.connect(self.recall)
         dock.compare_requested.connect(self.compare)
+        dock.compare_pair_requested.connect(self.compare_pair)
         dock.export_requested.connect(self.export)
         dock.delete_requested.connect(self.delete)
+        dock.undo_delete_requested.connect(self.undo_delete)
         dock.rerun_final_requested.connect(self.rerun_final)
-        self.export_bar = QProgressBar()
-        self.export_bar.setRange(0, 100)
-        self.export_bar.setMaximumWidth(160)
-        self.export_bar.setTextVisible(False)
-        self.export_bar.hide()
-        window.statusBar().addPermanentWidget(self.export_bar)
+        self.trash: OutputTrash | None = None
+        self.export_dialog = None
+        self.compare_view = None
+        # Deletions whose undo window has passed are carried out while the app runs (and all on close).
+        self._purge = QTimer(self)
+        self._purge.setInterval(60_000)
+        self._purge.timeout.connect(self.purge)
+        self._purge.start()
+
+    def set_project(self, project: Project | None) -> None:
+        """Carry out the closing project's pending deletions; start an empty trash for the new one."""
+        if self.trash is not None:
+            self.trash.empty()
+        self.trash = OutputTrash(project) if project is not None else None
+        self._show_trash()
 
     def show(self, output_id: int, then=None) -> None:
         w = self.window
@@ -103,50 +109,74 @@ class HistoryActions(QObject):
     def compare(self, output_id: int) -> None:
         self.show(output_id, then=lambda: self.window.stage_view.compare.setChecked(True))
 
-    def export(self, output_id: int | None = None) -> None:
+    def compare_pair(self, left: int, right: int) -> None:
+        """Two outputs side by side, one zoom for both."""
+        from .compare_view import CompareView
+
         w = self.window
-        output_id = output_id or w.history.current_id() or w.last_output_id
-        if not output_id or w.project is None:
+        self.compare_view = CompareView(w.project, left, right, w)
+        self.compare_view.show()
+        self.compare_view.activateWindow()  # its keys (+, -, Ctrl+1, Ctrl+0) work at once
+
+    def export(self, output_id: int | None = None) -> None:
+        """The Export dialog (presets, metadata) for the selected outputs (or the one given, or the last run)."""
+        from .export_dialog import ExportDialog
+        from .recent import settings
+
+        w = self.window
+        ids = w.history.selected_ids() if output_id is None or output_id in w.history.selected_ids() else [output_id]
+        ids = ids or ([w.last_output_id] if w.last_output_id else [])
+        if not ids or w.project is None:
             show_error(w, "Export", "Choose an output in History first.")
             return
-        path, _ = QFileDialog.getSaveFileName(w, "Export output", f"portrait_{output_id}.jpg",
-                                              "JPEG (*.jpg);;PNG (*.png);;16-bit TIFF (*.tif)")
-        if not path:
-            return
-        from ..project.exchange import export_output
+        self.export_dialog = ExportDialog(w.project, ids, settings(), w)
+        self.export_dialog.exported.connect(
+            lambda paths: w.statusBar().showMessage(f"Exported {len(paths)} file(s) to {paths[0].parent}"
+                                                    if paths else "Nothing exported.", 8000))
+        self.export_dialog.show()
 
-        progress = _Progress(self)
-        progress.reported.connect(lambda fraction, what: self._show_export(output_id, fraction, what))
-        self._show_export(output_id, 0.0, "Starting")
-
-        def done(out) -> None:
-            self._end_export(progress)
-            w.statusBar().showMessage(f"Exported {out}", 5000)
-
-        def failed(exc: Exception) -> None:
-            self._end_export(progress)
-            show_error(w, "Export", str(exc))
-        # Reading, encoding and writing a 24-megapixel file run on a worker; the window shows how far it is.
-        w.track(run_in_background(export_output, w.project, output_id, path, on_done=done, on_error=failed,
-                                  on_progress=progress.reported.emit))
-
-    def _show_export(self, output_id: int, fraction: float, what: str) -> None:
-        self.export_bar.setValue(round(fraction * 100))
-        self.export_bar.show()
-        self.window.job_label.setText(f"Exporting #{output_id}: {what}…")
-
-    def _end_export(self, progress: QObject) -> None:
-        progress.deleteLater()
-        self.export_bar.hide()
-        self.window.job_label.setText("Idle")
-
-    def delete(self, output_id: int) -> None:
+    def delete(self, output_id: int | None = None) -> None:
+        """Delete the selected outputs at once; Undo delete brings them back until the window passes or the
+        project closes (their rows and files stay until then)."""
         w = self.window
-        answer = QMessageBox.question(w, "Delete output", f"Delete output #{output_id} and its images?")
-        if answer != QMessageBox.StandardButton.Yes:
+        ids = w.history.selected_ids() if output_id is None or output_id in w.history.selected_ids() else [output_id]
+        if not ids or self.trash is None:
             return
-        w.project.delete_output(output_id)
-        if output_id in (self.shown_output, w.last_output_id):  # its image must not stay on screen
+        try:
+            deletion = self.trash.delete(ids)
+        except ProjectError as exc:
+            show_error(w, "Delete output", str(exc))
+            return
+        if {self.shown_output, w.last_output_id} & set(deletion.output_ids):  # its image must not stay on screen
             self.shown_output = 0
             w.show_reference_only()
+        self._show_trash()
         w.history.refresh()
+        w.statusBar().showMessage(f"Deleted {', '.join(f'#{i}' for i in deletion.output_ids)}. Undo delete "
+                                  f"({w.act_undo_delete.shortcut().toString()}) brings them back.", 10_000)
+
+    def undo_delete(self) -> None:
+        w = self.window
+        deletion = self.trash.undo() if self.trash is not None else None
+        if deletion is None:
+            return
+        self._show_trash()
+        w.history.refresh()
+        w.statusBar().showMessage(f"Restored {', '.join(f'#{i}' for i in deletion.output_ids)}.", 6000)
+
+    def purge(self) -> None:
+        if self.trash is not None and self.trash.purge():
+            self._show_trash()
+
+    def _show_trash(self) -> None:
+        """History hides the pending deletions; Undo delete is offered while there are any."""
+        w = self.window
+        w.history.hidden_ids = self.trash.hidden if self.trash is not None else ()
+        pending = bool(self.trash and self.trash.pending)
+        button = w.history.buttons["undo_delete"]
+        button.setVisible(pending)
+        if pending:
+            button.setText(f"Undo delete ({', '.join(f'#{i}' for i in self.trash.pending[-1].output_ids[:3])}"
+                           f"{'…' if len(self.trash.pending[-1].output_ids) > 3 else ''})")
+        if hasattr(w, "act_undo_delete"):
+            w.act_undo_delete.setEnabled(pending)

@@ -8,6 +8,7 @@ kind of job each belongs to.
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QImage
 
 from ..core.request import RunRequest
 from ..project import Project
@@ -24,6 +25,10 @@ class JobRunner(QObject):
     cancelled = Signal(bool)                 # was a training
     training_progress = Signal(int, float, str)  # identity id, fraction, message
     run_progress = Signal(str, int, int, str)    # stage, step, total, message
+    #: The worker's own ``started`` and ``preview``, on the GUI thread: a function connected straight to a
+    #: signal of the worker (which lives on its own thread) runs on that thread, where no widget may be touched.
+    started = Signal(int, str)                   # job id, label
+    preview = Signal(int, QImage)                # job id, a cheap intermediate image
 
     def __init__(self, worker: GpuWorker, scenes=None) -> None:
         super().__init__()
@@ -37,6 +42,8 @@ class JobRunner(QObject):
         worker.failed.connect(self._on_worker_failed)
         worker.cancelled.connect(self._on_worker_cancelled)
         worker.progress.connect(self._on_worker_progress)
+        worker.started.connect(self._on_worker_started)
+        worker.preview.connect(self._on_worker_preview)
 
     def _open_project(self) -> Project:
         if self.project is None:
@@ -97,6 +104,14 @@ class JobRunner(QObject):
     def _on_worker_cancelled(self, job_id: int) -> None:
         self._mark_cancelled_if_queued(job_id)
         self.cancelled.emit(self.training.pop(job_id, None) is not None)
+
+    @Slot(int, str)
+    def _on_worker_started(self, job_id: int, label: str) -> None:
+        self.started.emit(job_id, label)
+
+    @Slot(int, QImage)
+    def _on_worker_preview(self, job_id: int, image: QImage) -> None:
+        self.preview.emit(job_id, image)
 
     @Slot(int, str, int, int, str)
     def _on_worker_progress(self, job_id: int, stage: str, step: int, total: int, message: str) -> None:

@@ -15,13 +15,13 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSizePolicy, QWidget
 from superqt import QElidingLabel
 
-from .. import __version__
 from ..core.errors import ErrorKind
 from ..core.imaging import load_image
 from ..core.inputs import SceneCache
 from ..core.stages import Stage
 from ..project import Project, ProjectError
 from .batch_actions import BatchActions
+from .engine_check import EngineCheck
 from .errors import show_error
 from .history_actions import HistoryActions
 from .history_dock import HistoryDock
@@ -34,10 +34,12 @@ from .mask_editor import MaskEditor
 from .menus import build_actions
 from .pipeline_panel import PipelinePanel
 from .project_actions import ProjectActions
-from .recent import forget, recent_projects, remember, settings
+from .recent import forget, recent_projects, remember
 from .references_dock import ReferencesDock
+from .restore import restore_brush, restore_layout, restore_view, save_layout, save_view
 from .session import Session
-from .stage_view import FULL_SIZE, REFERENCE_FULL, StageView
+from .shortcuts import finish_actions
+from .stage_view import REFERENCE_FULL, StageView
 from .workers import GpuWorker, run_in_background
 
 log = logging.getLogger("megaportrait.ui")
@@ -85,6 +87,8 @@ class MainWindow(QMainWindow):
         self.masks = MaskActions(self)
 
         build_actions(self)
+        finish_actions(self)  # shortcuts named in button tooltips; Cancel enabled only while a job runs
+        self.engine_check = EngineCheck(self, self.panel.engine_note)
         self.job_label = QElidingLabel("Idle")  # one line, elided: a long message never widens the window
         self.job_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.zoom_label = QLabel("")
@@ -95,7 +99,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self.update_undo_actions()
         self.project_actions.update_recent_menu()
-        self._restore_layout()
+        restore_layout(self)
+        restore_brush(self)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         # The panels scroll their settings themselves (a laptop screen), keeping their buttons in view.
@@ -111,13 +116,13 @@ class MainWindow(QMainWindow):
         self.references.reference_changed.connect(self._on_references_reference_changed)
         self.panel.run_requested.connect(self.run_pipeline)
         self.panel.cancel_requested.connect(self.cancel_job)
-        self.stage_view.stage_changed.connect(lambda _: self.update_overlay())
+        self.stage_view.stage_changed.connect(self._on_stage_view_stage_changed)
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         self.mask_editor.mask_changed.connect(self.update_undo_actions)
         self.mask_editor.paint_toggle.toggled.connect(self._on_mask_paint_toggled)
-        self.worker.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
-        self.worker.queue_changed.connect(self._on_worker_queue_changed)
-        self.worker.preview.connect(lambda job, image: self.canvas.set_image(image))
+        self.jobs.started.connect(lambda job, label: self.job_label.setText(f"Running: {label}"))
+        self.worker.queue_changed.connect(self._on_worker_queue_changed)  # a method, so on the GUI thread
+        self.jobs.preview.connect(lambda job, image: self.canvas.set_image(image))  # via jobs: the GUI thread
         self.jobs.run_progress.connect(self.panel.show_progress)
         self.jobs.run_finished.connect(self._on_jobs_run_finished)
         self.jobs.training_progress.connect(self._on_jobs_training_progress)
@@ -140,16 +145,20 @@ class MainWindow(QMainWindow):
             show_error(self, "Open project", str(exc))
             return False
         if self.project is not None:
+            self._leave_project()
             self.project.close()
         self.project = self.jobs.project = project
         self.scenes.clear()  # the previous project's reference is no longer needed in memory
         self.setWindowTitle(f"{project.name} — MegaPortrait Desktop")
         remember(project.root)
         self.project_actions.update_recent_menu()
-        self.show_reference_only(None)  # nothing of the previous project stays on screen
+        self.show_reference_only(None)  # nothing of the previous project stays on screen: no image, no mask
+        self.mask_editor.clear()
+        self.update_undo_actions()
         self.session.set_project(project)
-        for dock in (self.identities, self.references, self.history, self.batch_actions):
+        for dock in (self.identities, self.references, self.history_actions, self.history, self.batch_actions):
             dock.set_project(project)
+        restore_view(self, project)  # the selection, output, stage tab and History view it was left with
         if project.interrupted_jobs():
             self.project_actions.show_interrupted_jobs()
         return True
@@ -185,9 +194,18 @@ class MainWindow(QMainWindow):
         """Save the edited mask now, on this thread (quitting; the Save button saves on a worker)."""
         return self.masks.save_now()
 
+    def _leave_project(self) -> None:  # remember its view; carry out the deletions that could still be undone
+        save_view(self, self.project)
+        self.history_actions.set_project(None)
+
     def _on_mask_paint_toggled(self, on: bool) -> None:
-        if on and self.stage_view.current() not in FULL_SIZE:
-            self.stage_view.show_stage(REFERENCE_FULL)  # paint where the mask lives: on the full-size image
+        if on:
+            self.stage_view.show_stage(REFERENCE_FULL)  # paint where the mask lives, never over a result
+        self.update_overlay()
+
+    def _on_stage_view_stage_changed(self, key: str) -> None:
+        if key != REFERENCE_FULL and self.mask_editor.paint_toggle.isChecked():
+            self.mask_editor.paint_toggle.setChecked(False)  # a result is looked at, not painted on
         self.update_overlay()
 
     def update_undo_actions(self) -> None:
@@ -196,10 +214,9 @@ class MainWindow(QMainWindow):
         self.act_redo.setEnabled(bool(painter and painter.can_redo))
 
     def update_overlay(self) -> None:
-        # The mask is drawn over the reference, where it is edited (and over results while painting).
-        key = self.stage_view.current()
-        editing = key == REFERENCE_FULL or self.mask_editor.paint_toggle.isChecked()
-        self.canvas.set_overlay_visible(editing and key in FULL_SIZE and self.mask_editor.show_overlay.isChecked())
+        # The mask is drawn over the reference only, where it is edited: never over a result.
+        on_reference = self.stage_view.current() == REFERENCE_FULL
+        self.canvas.set_overlay_visible(on_reference and self.mask_editor.show_overlay.isChecked())
 
     # ------------------------------------------------------------------ runs
 
@@ -238,17 +255,13 @@ class MainWindow(QMainWindow):
         self.jobs.submit_training(identity_id)
         self.identities.refresh({i: 0.0 for i in self.jobs.training_identities()})
 
-    def _on_worker_queue_changed(self, waiting: int) -> None:
-        if waiting:
-            self.statusBar().showMessage(f"{waiting} more job(s) queued.", 4000)
-
     @Slot(object)
     def _on_jobs_run_finished(self, outcome) -> None:
         result, output_id = outcome.result, outcome.output_id
         images = {**result.stages, **outcome.images}  # full-size ones already converted on the worker
         self.last_output_id = output_id
         self.history_actions.shown_output = output_id
-        done = Stage.FINAL if result.final is not None else (Stage.PASTED if Stage.PASTED in images else Stage.B)
+        done = Stage.FINAL if result.final is not None else (Stage.SHADED if Stage.SHADED in images else Stage.B)
         self.stage_view.update_images(images, show=done)
         if output_id:
             self.history.refresh()  # first: the status line claims only what the History already shows
@@ -259,6 +272,10 @@ class MainWindow(QMainWindow):
         self.job_label.setText("Idle")
         if result.request.engine == "diffusion":
             self.probe_device()
+
+    def _on_worker_queue_changed(self, waiting: int) -> None:
+        if waiting:
+            self.statusBar().showMessage(f"{waiting} more job(s) queued.", 4000)
 
     def _on_jobs_training_progress(self, identity_id: int, fraction: float, message: str) -> None:
         self.job_label.setText(f"Training: {message or f'{fraction:.0%}'}")
@@ -306,8 +323,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ background work
 
     def track(self, worker) -> None:
-        """Hold every background worker for the window's life: a queued or running one must not be
-        garbage-collected (the list stays small: one entry per import, preview or probe)."""
+        """Hold a background worker for the window's life (a running one must not be garbage-collected)."""
         self._workers.append(worker)
 
     def probe_device(self) -> None:
@@ -328,27 +344,9 @@ class MainWindow(QMainWindow):
         from .model_manager import ModelManagerDialog
 
         self.model_dialog = ModelManagerDialog(self)
-        self.model_dialog.states_changed.connect(lambda _: (self.probe_device(), self.live.models_changed()))
+        self.model_dialog.states_changed.connect(
+            lambda _: (self.probe_device(), self.live.models_changed(), self.engine_check.check()))
         self.model_dialog.show()
-
-    def show_about(self) -> None:
-        QMessageBox.about(self, "About MegaPortrait Desktop",
-                          f"<b>MegaPortrait Desktop {__version__}</b><p>Puts a client's face into a reference "
-                          "portrait, offline: identity kept, shading kept, no seam.</p>")
-
-    def _restore_layout(self) -> None:
-        s = settings()
-        geometry, state = s.value("geometry"), s.value("windowState")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
-
-    def save_layout(self) -> None:
-        s = settings()
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("windowState", self.saveState())
-        s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.worker.busy:
@@ -363,7 +361,7 @@ class MainWindow(QMainWindow):
         """Stop every thread and let go of the project (quitting, or a test or self-test ending)."""
         if self.mask_editor.dirty:
             self.save_mask()  # nothing the user painted is lost
-        self.save_layout()
+        save_layout(self)
         self.worker.shutdown()
         self.live.shutdown()
         self.batch_actions.shutdown()
@@ -371,6 +369,7 @@ class MainWindow(QMainWindow):
         # Imports, thumbnails and previews still running report to this window: let them finish first.
         QThreadPool.globalInstance().waitForDone(10_000)
         if self.project is not None:
+            self._leave_project()
             self.session.set_project(None)
             for dock in (self.identities, self.references, self.history, self.batch_actions):
                 dock.set_project(None)

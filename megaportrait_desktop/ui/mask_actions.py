@@ -19,11 +19,12 @@ from .errors import show_error
 from .workers import run_in_background
 
 
-def read_masks(project, paths: list[str]) -> tuple[MaskPainter, object]:
-    """The painter for the current mask (``paths[1]``, automatic mask ``paths[0]``) and its overlay image."""
+def read_masks(project, paths: list[str], colour: tuple[int, int, int]) -> tuple[MaskPainter, object]:
+    """The painter for the current mask (``paths[1]``, automatic mask ``paths[0]``) and its overlay image in
+    ``colour``."""
     auto, current = (load_image(project.path_of(p)).pixels[..., 0] for p in paths)
     painter = MaskPainter(current, auto)
-    return painter, overlay_image(painter.mask)
+    return painter, overlay_image(painter.mask, colour)
 
 
 class MaskActions(QObject):
@@ -45,14 +46,16 @@ class MaskActions(QObject):
             w.update_undo_actions()
             return
         current = w.session.mask_path or masks[-1].path
+        colour = w.canvas.overlay_colour
 
         def loaded(ready) -> None:
             if w.session.reference_id == reference_id:
                 painter, overlay = ready
-                w.mask_editor.load_painter(painter, overlay)
+                # a colour picked while it loaded: the canvas makes the overlay again in that one
+                w.mask_editor.load_painter(painter, overlay if colour == w.canvas.overlay_colour else None)
                 w.update_overlay()
                 w.update_undo_actions()
-        w.track(run_in_background(read_masks, w.project, [masks[0].path, current], on_done=loaded,
+        w.track(run_in_background(read_masks, w.project, [masks[0].path, current], colour, on_done=loaded,
                                   on_error=lambda exc: show_error(w, "Mask", str(exc))))
 
     def save(self, then: Callable[[], None] | None = None, failed: Callable[[], None] | None = None) -> bool:

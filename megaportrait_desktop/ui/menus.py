@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import qtawesome as qta
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 
 def action(window: QMainWindow, text: str, icon: str | None, slot: Callable, shortcut=None) -> QAction:
@@ -21,6 +21,8 @@ def action(window: QMainWindow, text: str, icon: str | None, slot: Callable, sho
 
 def build_actions(w) -> None:
     """Create ``w.act_*``, the menu bar (with ``w.recent_menu``) and the toolbar of a :class:`MainWindow`."""
+    from .shortcuts import build_tool_actions  # it builds on ``action`` here
+
     w.act_new = action(w, "&New Project…", "mdi6.folder-plus", w.project_actions.new_project,
                        QKeySequence.StandardKey.New)
     projects = w.project_actions
@@ -40,7 +42,11 @@ def build_actions(w) -> None:
     w.act_current_models.setToolTip("After Recall: run with today's models and the identity's newest LoRA instead "
                                     "of the ones the recalled output was made with")
     w.act_models = action(w, "&Model Manager…", "mdi6.cube-outline", w.show_model_settings)
-    w.act_about = action(w, "&About MegaPortrait", "mdi6.information-outline", w.show_about)
+    w.act_about = action(w, "&About MegaPortrait", "mdi6.information-outline", lambda: show_about(w))
+    w.act_undo_delete = action(w, "Undo &delete output", "mdi6.delete-restore",
+                               lambda: w.history_actions.undo_delete(), "Ctrl+Alt+Z")
+    w.act_undo_delete.setEnabled(False)
+    build_tool_actions(w)
 
     menu = w.menuBar()
     file_menu = menu.addMenu("&File")
@@ -51,20 +57,22 @@ def build_actions(w) -> None:
     file_menu.addSeparator()
     file_menu.addAction(w.act_quit)
     edit = menu.addMenu("&Edit")
-    edit.addActions([w.act_undo, w.act_redo])
+    edit.addActions([w.act_undo, w.act_redo, w.act_undo_delete])
     edit.addSeparator()
     edit.addActions([w.act_reset, w.act_current_models])
     view = menu.addMenu("&View")
-    view.addActions([w.act_fit, w.act_100])
+    view.addActions([w.act_fit, w.act_100, w.act_compare])
     view.addSeparator()
     for dock in (w.identities, w.references, w.history, w.batch_actions.dock, w.pipeline_dock, w.mask_dock):
         view.addAction(dock.toggleViewAction())
+    tools = menu.addMenu("&Tools")
+    tools.addActions([w.act_paint, w.act_brush, w.act_eraser, w.act_swap, w.act_smaller, w.act_larger])
     run = menu.addMenu("&Run")
     run.addActions([w.act_run, w.act_cancel, w.act_batch])
     models = menu.addMenu("&Models")
     models.addAction(w.act_models)
     help_menu = menu.addMenu("&Help")
-    help_menu.addAction(w.act_about)
+    help_menu.addActions([w.act_shortcuts, w.act_about])
 
     toolbar = w.addToolBar("Main")
     toolbar.setObjectName("mainToolbar")
@@ -75,3 +83,11 @@ def build_actions(w) -> None:
     toolbar.addActions([w.act_fit, w.act_100])
     toolbar.addSeparator()
     toolbar.addActions([w.act_run, w.act_cancel])
+
+
+def show_about(window: QMainWindow) -> None:
+    from .. import __version__
+
+    QMessageBox.about(window, "About MegaPortrait Desktop",
+                      f"<b>MegaPortrait Desktop {__version__}</b><p>Puts a client's face into a reference "
+                      "portrait, offline: identity kept, shading kept, no seam.</p>")

@@ -8,6 +8,7 @@ from a fresh :func:`model_states` when it is done.
 from __future__ import annotations
 
 from dataclasses import replace
+from html import escape
 from pathlib import Path
 
 import qtawesome as qta
@@ -30,11 +31,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.model_settings import SWITCHES
+from ..core.model_settings import ROLES, SWITCHES
+from ..core.modelstore.guide import download_total, role_guide, size_text
 
 STATE_ICONS = {"installed": ("mdi6.check-circle", "#5cb85c"), "missing": ("mdi6.minus-circle", "#999999"),
                "damaged": ("mdi6.alert-circle", "#d9534f")}
 COLUMNS = ["Role", "State", "Size", "Source", "Licence"]
+INTRO = ("The classic engine needs no models: it works now. The diffusion engine needs the first five models (about "
+         "{total} in all from the Hugging Face Hub), or a studio's model pack (Install pack…); the others are "
+         "optional. Select a row to see what it is, where to get it and how to install it.")
 
 
 def _size(n: int) -> str:
@@ -51,7 +56,7 @@ class ModelManagerDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("modelManager")
-        self.resize(980, 420)
+        self.resize(1000, 620)
         self.states: list = []
         self._workers: list = []
         self._cancel = None
@@ -61,6 +66,16 @@ class ModelManagerDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.intro = QLabel(INTRO.format(total=size_text(download_total(list(ROLES)))))
+        self.intro.setWordWrap(True)
+        self.guide = QLabel()
+        self.guide.setObjectName("modelGuide")
+        self.guide.setWordWrap(True)
+        self.guide.setOpenExternalLinks(True)
+        self.guide.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.guide.setMinimumHeight(110)
+        self.guide.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.guide.setStyleSheet("QLabel#modelGuide { border: 1px solid #555; padding: 6px; }")
         self.status = QLabel("Reading the models…")
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
@@ -95,7 +110,9 @@ class ModelManagerDialog(QDialog):
         speed.addWidget(self.low_memory)
         speed.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
+        layout.addWidget(self.intro)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.guide)
         layout.addLayout(actions)
         layout.addLayout(speed)
         layout.addWidget(self.progress)
@@ -163,6 +180,9 @@ class ModelManagerDialog(QDialog):
                 cell.setData(Qt.ItemDataRole.UserRole, s.role)
                 self.table.setItem(row, col, cell)
         self.table.resizeColumnsToContents()
+        if not self.table.selectionModel().selectedRows() and states:
+            missing = next((row for row, s in enumerate(states) if s.state != "installed"), 0)
+            self.table.selectRow(missing)
         if self.status.text() == "Reading the models…":  # later texts say what the last action did
             self.status.setText(f"{sum(s.state == 'installed' for s in states)} of {len(states)} installed.")
         self._on_table_selection_changed()
@@ -197,7 +217,7 @@ class ModelManagerDialog(QDialog):
         from ..core.progress import CancelToken
 
         role = self.selected_role()
-        if role is None:
+        if role is None or not self._confirm_download(role):
             return
         self._cancel = CancelToken()
         self.cancel_button.setEnabled(True)
@@ -249,12 +269,43 @@ class ModelManagerDialog(QDialog):
         save_settings(replace(load_settings(), low_memory=SWITCHES[index]))
 
     def _on_table_selection_changed(self) -> None:
-        from ..core.model_settings import ROLES
-
         role = self.selected_role()
+        self._show_guide(role)
         self.download_button.setEnabled(role in ROLES and not self.offline.isChecked() and not self._cancel)
         self.choose_button.setEnabled(role is None or role in ROLES)
         self.licence_button.setEnabled(role is not None)
+
+    def _show_guide(self, role: str | None) -> None:
+        """What the selected role is, whether a run needs it, what to install, from where and how big:
+        in the dialog itself (a tooltip running off the screen is no guide)."""
+        state = next((s for s in self.states if s.role == role), None)
+        if state is None:
+            self.guide.setText("Select a row to see what it is and how to install it.")
+            return
+        g = role_guide(state.role, state.path)
+        size = f" · about {size_text(g.download_size)}" if g.download_size else ""
+        lines = [f"<b>{escape(state.title)}</b> — {escape(state.state)}. {escape(g.purpose)} {escape(g.needed)}",
+                 f"<b>What to install:</b> {escape(g.what)}{size}",
+                 f'<b>Where from:</b> <a href="{g.source_url}">{escape(g.source_url)}</a>',
+                 f"<b>How:</b> {escape(g.how)}"]
+        if state.state != "installed" and state.source:
+            lines.append(f"<b>Chosen now:</b> {escape(state.source)}")
+        if state.message and state.state == "damaged":
+            lines.append(f"<b>Now:</b> {escape(state.message)}")
+        self.guide.setText("<br>".join(lines))
+
+    def _confirm_download(self, role: str) -> bool:
+        """Say how big a download is, and where it goes, before it starts."""
+        from ..core.model_settings import ROLE_NAMES
+        from ..core.modelstore.downloads import default_repo
+
+        g = role_guide(role)
+        answer = QMessageBox.question(
+            self, "Download model",
+            f"Download {default_repo(role)} for the {ROLE_NAMES.get(role, role)}, about "
+            f"{size_text(g.download_size)}, into the Hugging Face cache? Free disk space is checked first; Cancel "
+            "download keeps the part already fetched and the next Download resumes it.")
+        return answer == QMessageBox.StandardButton.Yes
 
     # ------------------------------------------------------------------ helpers
 

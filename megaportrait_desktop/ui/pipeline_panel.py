@@ -92,6 +92,8 @@ class PipelinePanel(QWidget):
         form.addRow("Seam width", self.seam_width)
         general = QFormLayout()
         general.addRow("Engine", self.engine)
+        self.engine_note = QLabel()  # filled by .engine_check when the diffusion engine lacks its models
+        general.addRow(self.engine_note)
         general.addRow("Quality", self.quality)
         general.addRow("Seed", self.seed)
         general.addRow("Steps", self.steps)

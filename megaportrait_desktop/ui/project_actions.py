@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from ..core.errors import MegaPortraitError
 from ..project import Project, ProjectError, import_identity_photos, import_references
+from .empty_hints import update_canvas_hint
 from .errors import show_error, show_over
 from .interrupted_jobs import InterruptedJobsDialog
 from .jobs import request_of
@@ -25,20 +26,38 @@ class ProjectActions(QObject):
         self.window = window
         window.identities.import_requested.connect(self.import_identity_photos)
         window.references.import_requested.connect(self.import_references)
+        # Photos removed or an identity renamed: the request (and History's identity filter) change.
+        window.identities.identities_changed.connect(lambda _: (window.session.request_changed.emit(),
+                                                            window.history.refresh()))
+        window.session.selection_changed.connect(self._on_session_selection_changed)
+
+    def _on_session_selection_changed(self) -> None:
+        w = self.window
+        w.identities.photos.reference_id = w.session.reference_id  # Check set compares with this reference
+        update_canvas_hint(w)
 
     # ------------------------------------------------------------------ projects
 
     def new_project(self) -> None:
+        """Ask for a name and a location (:class:`.new_project_dialog.NewProjectDialog`), then create and open it."""
+        from .new_project_dialog import NewProjectDialog
+        from .recent import settings
+
         w = self.window
-        folder = QFileDialog.getExistingDirectory(w, "Choose an empty folder for the new project")
-        if not folder:
-            return
+        w.new_project_dialog = dialog = NewProjectDialog(settings(), w)
+        dialog.setModal(True)
+        dialog.accepted.connect(lambda: self.create_project(dialog.target(), dialog.project_name()))
+        show_over(w, dialog)
+
+    def create_project(self, folder, name: str | None = None) -> bool:
+        """Create the project folder ``folder`` (called ``name``) and open it."""
+        w = self.window
         try:
-            Project.create(folder, program="MegaPortrait Desktop").close()
+            Project.create(folder, name=name, program="MegaPortrait Desktop").close()
         except ProjectError as exc:
             show_error(w, "New project", str(exc))
-            return
-        w.open_project(folder)
+            return False
+        return w.open_project(folder)
 
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.window, "Open a MegaPortrait project folder")
@@ -105,6 +124,8 @@ class ProjectActions(QObject):
         w.statusBar().showMessage(f"Imported {imported} of {len(results)}.", 6000)
         w.identities.refresh()
         w.references.refresh()
+        w.history.refresh()  # a new identity appears in History's identity filter
+        update_canvas_hint(w)
         w.session.request_changed.emit()  # a new photo changes the request
         if problems:
             show_error(w, "Import", f"{len(problems)} file(s) were not imported:\n" + "\n".join(problems[:12]))

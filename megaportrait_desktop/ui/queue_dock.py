@@ -118,7 +118,7 @@ class QueueDock(QDockWidget):
         controller.job_updated.connect(self._on_controller_job_updated)
         controller.queue_changed.connect(self.refresh)
         controller.eta_changed.connect(self._on_controller_eta_changed)
-        controller.failed.connect(lambda message: self.status.setText(f"⚠ {message}"))
+        controller.failed.connect(self._on_controller_failed)  # a method: the controller lives on its own thread
 
     # ------------------------------------------------------------------ state
 
@@ -225,6 +225,9 @@ class QueueDock(QDockWidget):
         elif update.state == "started":
             self.table.item(row, 2).setText("running")
             self.table.item(row, 4).setText(update.worker)
+
+    def _on_controller_failed(self, message: str) -> None:
+        self.status.setText(f"⚠ {message}")
 
     def _on_controller_eta_changed(self, seconds: float) -> None:
         self._eta = seconds

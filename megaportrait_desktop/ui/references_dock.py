@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..project import Project
+from .empty_hints import REFERENCES_HINT, set_empty_hint
 from .identities_dock import IMAGE_FILTER
 from .thumbnails import load_thumbnails, with_badge
 from .widgets import current_item_id, select_item_id
@@ -39,6 +39,7 @@ class _Gallery(QListWidget):
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)  # an item view gets drops through its viewport (else none arrive)
         self.setDropIndicatorShown(True)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
@@ -71,9 +72,7 @@ class ReferencesDock(QDockWidget):
         self.project: Project | None = None
         self.gallery = _Gallery()
         self.gallery.setObjectName("referencesGallery")
-        hint = QLabel("Drop portraits here")
-        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint.setStyleSheet("color: #8a8a8a;")
+        set_empty_hint(self.gallery, REFERENCES_HINT)
         add = QPushButton(qta.icon("mdi6.image-plus"), "Import…")
         delete = QPushButton(qta.icon("mdi6.delete"), "")
         delete.setToolTip("Delete the reference and its masks (outputs stay in History)")
@@ -84,7 +83,6 @@ class ReferencesDock(QDockWidget):
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.gallery)
-        layout.addWidget(hint)
         layout.addLayout(row)
         self.setWidget(body)
         self.gallery.currentItemChanged.connect(lambda *_: self.reference_changed.emit(self.current_id()))
@@ -124,7 +122,7 @@ class ReferencesDock(QDockWidget):
         if self.gallery.currentRow() < 0 and self.gallery.count():
             self.gallery.setCurrentRow(0)
         if thumbs:
-            self._thumb_worker = run_in_background(load_thumbnails, thumbs, 112, on_done=self._on_thumbs_loaded)
+            self._thumb_worker = run_in_background(load_thumbnails, thumbs, 112, True, on_done=self._on_thumbs_loaded)
 
     def _on_thumbs_loaded(self, thumbs) -> None:
         images = dict(thumbs)
@@ -134,6 +132,7 @@ class ReferencesDock(QDockWidget):
             image = images.get(key)
             if image is not None and not image.isNull():
                 item.setIcon(QIcon(QPixmap.fromImage(with_badge(image, str(self._counts.get(key, 0))))))
+        self.gallery.viewport().update()  # nothing of the placeholder icons stays painted
 
     def _on_add_clicked(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Import reference portraits", "", IMAGE_FILTER)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QCheckBox, QSlider, QTabBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QTabBar, QVBoxLayout, QWidget
 from superqt import QFlowLayout
 
 from ..core.stages import Stage
@@ -19,6 +19,8 @@ STAGE_TABS = (("Reference", REFERENCE_FULL), ("A", Stage.A), ("B", Stage.B), ("L
               ("HF-map", Stage.HF_MAP), ("Shaded", Stage.SHADED), ("Pasted", Stage.PASTED), ("Final", Stage.FINAL))
 #: Stages at the reference's full size (where the mask and the before/after split make sense).
 FULL_SIZE = {REFERENCE_FULL, Stage.PASTED, Stage.FINAL}
+#: Stages shown beside the reference by the before/after split.
+COMPARABLE = {Stage.PASTED, Stage.FINAL}
 
 
 class StageView(QWidget):
@@ -38,25 +40,20 @@ class StageView(QWidget):
         for label, _ in STAGE_TABS:
             self.tabs.addTab(label)
         self.compare = QCheckBox("Before/after")
-        self.split = QSlider(Qt.Orientation.Horizontal)
-        self.split.setRange(0, 100)
-        self.split.setValue(50)
-        self.split.setFixedWidth(120)
-        self.split.setEnabled(False)
-        # Every tab stays in view: where the row is too narrow (1280×720) the before/after controls move to a
+        self.compare.setToolTip("The reference left of a line, the result right of it (\\); drag the line on the "
+                                "image to move it")
+        # Every tab stays in view: where the row is too narrow (1280×720) the before/after box moves to a
         # second row instead of the tabs scrolling.
         top = QFlowLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.tabs)
         top.addWidget(self.compare)
-        top.addWidget(self.split)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.canvas, 1)
         self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self.compare.toggled.connect(self._on_compare_toggled)
-        self.split.valueChanged.connect(lambda v: self.canvas.set_split(v / 100))
 
     def current(self) -> str:
         return STAGE_TABS[self.tabs.currentIndex()][1]
@@ -97,10 +94,18 @@ class StageView(QWidget):
         self.refresh()
         self.stage_changed.emit(self.current())
 
+    def toggle_compare(self) -> None:
+        """Before/after on or off (the \\ key); from a tab without a result, to the newest result there is."""
+        if not self.compare.isChecked() and self.current() not in COMPARABLE:
+            for stage in (Stage.FINAL, Stage.PASTED):
+                if stage in self.images:
+                    self.show_stage(stage)
+                    break
+        self.compare.toggle()
+
     def _on_compare_toggled(self, on: bool) -> None:
-        self.split.setEnabled(on)
         before = self.images.get(REFERENCE_FULL)
-        if on and before is not None and self.current() in {Stage.PASTED, Stage.FINAL}:
+        if on and before is not None and self.current() in COMPARABLE and self.current() in self.images:
             self.canvas.set_before(_qimage(before))
         else:
             self.canvas.set_before(None)

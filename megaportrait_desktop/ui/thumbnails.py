@@ -24,8 +24,27 @@ def load_thumbnail(path: str | Path, size: int) -> QImage:
         return QImage()
 
 
-def load_thumbnails(items: list[tuple[int, str]], size: int) -> list[tuple[int, QImage]]:
-    return [(key, load_thumbnail(path, size)) for key, path in items]
+def load_thumbnails(items: list[tuple[int, str]], size: int, square: bool = False) -> list[tuple[int, QImage]]:
+    """Thumbnails of ``(key, path)`` items; ``square`` pads each to ``size``×``size`` (see :func:`squared`)."""
+    return [(key, squared(load_thumbnail(path, size), size) if square else load_thumbnail(path, size))
+            for key, path in items]
+
+
+def squared(image: QImage, size: int) -> QImage:
+    """``image`` centred on a transparent ``size``×``size`` square.
+
+    An icon-mode list lays its items out for the icon it first shows; a wide or tall thumbnail that
+    replaces a square placeholder then leaves the old label and icon painted beside the new ones (the
+    "ghost" label under a large landscape reference). Thumbnails of one size never move anything.
+    """
+    if image.isNull() or (image.width() == size and image.height() == size):
+        return image
+    out = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    out.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(out)
+    painter.drawImage((size - image.width()) // 2, (size - image.height()) // 2, image)
+    painter.end()
+    return out
 
 
 def with_badge(image: QImage, text: str, colour: str = "#3d6fa8") -> QImage:

@@ -8,11 +8,12 @@ figures. The window stays responsive because no full-resolution work runs on the
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QFileDialog
 
 from megaportrait_desktop.project import import_references, list_outputs
 from megaportrait_desktop.project.demo import ensure_demo_project
@@ -71,11 +72,9 @@ class Heartbeat:
 
 
 def test_the_window_keeps_answering_through_a_24_megapixel_run_history_click_and_export(
-        window, qtbot, tmp_path, monkeypatch) -> None:
+        window, qtbot, tmp_path) -> None:
     statuses: list[str] = []
     window.jobs.run_progress.connect(lambda *_: statuses.append(window.panel.status.text()))
-    target = tmp_path / "portrait.tif"
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
     with Heartbeat() as beat:
         with qtbot.waitSignal(window.jobs.run_finished, timeout=120_000) as finished:
             window.run_pipeline("all")
@@ -83,14 +82,39 @@ def test_the_window_keeps_answering_through_a_24_megapixel_run_history_click_and
         qtbot.waitUntil(lambda: f"History as #{output_id}" in window.panel.status.text(), timeout=10_000)
         window.history_actions.show(output_id)
         qtbot.waitUntil(lambda: window.history_actions.shown_output == output_id, timeout=30_000)
-        window.history_actions.export(output_id)
-        qtbot.waitUntil(lambda: target.is_file() and window.history_actions.export_bar.isHidden(), timeout=60_000)
+        dialog = _export_dialog(window, output_id, tmp_path / "export")
+        with qtbot.waitSignal(dialog.exported, timeout=60_000) as exported:
+            dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     print(f"24 MP run + History click + 16-bit TIFF export: {len(beat.ticks)} ticks, "
           f"longest event-loop stall {beat.longest_ms:.0f} ms")
     assert beat.longest_ms < MAX_STALL_MS
     assert any("Saving to History" in s for s in statuses)  # saving is shown as a step of the run
     assert not [s for s in statuses if "about 0 s" in s]  # time left never claims nothing is left
     assert window.canvas.image().width() == 4000
+    (written,) = exported.args[0]
+    assert written.suffix == ".tif" and Image.open(written).size == (4000, 6000)
+
+
+def _export_dialog(window, output_id: int, folder: Path):
+    window.history_actions.export(output_id)
+    dialog = window.history_actions.export_dialog
+    dialog.preset.setCurrentIndex(dialog.preset.findText("Retouching master (16-bit TIFF, own profile)"))
+    dialog.folder.setText(str(folder))
+    return dialog
+
+
+def test_cancel_stops_an_export_and_writes_no_file(window, qtbot, tmp_path) -> None:
+    with qtbot.waitSignal(window.jobs.run_finished, timeout=120_000) as finished:
+        window.run_pipeline("all")
+    dialog = _export_dialog(window, finished.args[0].output_id, tmp_path / "export")
+    statuses: list[str] = []
+    dialog.progress.valueChanged.connect(lambda _: statuses.append(dialog.status.text()))
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: bool(statuses), timeout=30_000)  # it has started writing
+    dialog.reject()
+    assert dialog.status.text() == "Cancelling…" and dialog.isVisible()  # says so at once, closes once stopped
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=30_000)
+    assert not list((tmp_path / "export").glob("*.tif")) and dialog.written == []
 
 
 def test_cancel_says_so_at_once_and_records_nothing(window, qtbot) -> None:

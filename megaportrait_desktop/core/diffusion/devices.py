@@ -18,6 +18,8 @@ from .fast import FastOptions
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+#: Where the device is chosen (named in messages; the app has no device menu).
+DEVICE_SETTING = "--device on the command line, or \"device\" in models.json in the config folder"
 #: GPUs with this much memory or less get model CPU offload under ``offload="auto"``.
 OFFLOAD_AT_OR_BELOW_GB = 8.0
 #: GPUs with this much memory or less run the fast path in low-memory mode under ``low_memory="auto"``.
@@ -77,9 +79,9 @@ def choose_device(device: str = "auto", precision: str = "auto", offload: str = 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
-        raise RequestError("No CUDA GPU is available; set the device to auto or cpu in Settings → Models.")
+        raise RequestError(f"No CUDA GPU is available; set the device to auto or cpu ({DEVICE_SETTING}).")
     elif device == "mps" and not has_mps:
-        raise RequestError("Apple MPS is not available; set the device to auto or cpu in Settings → Models.")
+        raise RequestError(f"Apple MPS is not available; set the device to auto or cpu ({DEVICE_SETTING}).")
     dev = torch.device(device)
     if precision == "auto":
         dtype = torch.float16 if dev.type in ("cuda", "mps") else torch.float32
@@ -116,10 +118,10 @@ def out_of_memory_as_message(choice: DeviceChoice, what: str) -> Iterator[None]:
         yield
     except torch.OutOfMemoryError:
         empty_cache(choice.device)
-        hint = ("turn on CPU offload in Settings → Models" if not choice.offload
+        hint = ("turn on CPU offload (\"offload\": \"on\" in models.json)" if not choice.offload
                 else "lower the working size or the batch size")
         if choice.dtype == torch.float32 and choice.is_gpu:
-            hint = "set the precision to fp16 in Settings → Models, or " + hint
+            hint = "set the precision to fp16 (\"precision\" in models.json), or " + hint
         raise OutOfMemory(f"The GPU ran out of memory while {what}; {hint}, or close other GPU programs.") from None
     except RuntimeError as exc:
         # MPS reports exhaustion as a plain RuntimeError.
@@ -127,7 +129,7 @@ def out_of_memory_as_message(choice: DeviceChoice, what: str) -> Iterator[None]:
             raise
         empty_cache(choice.device)
         raise OutOfMemory(f"The device ran out of memory while {what}; lower the working size or set the "
-                          "device to cpu in Settings → Models.") from None
+                          f"device to cpu ({DEVICE_SETTING}).") from None
 
 
 def empty_cache(device: torch.device) -> None:

@@ -32,6 +32,7 @@ from ..model_settings import (
     ModelSettings,
     ModelSpec,
     _check_role,
+    where_to_set,
 )
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl", ".pickle")
@@ -78,8 +79,8 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
     """
     _check_role(role)
     if spec is None or (isinstance(spec, str) and not spec.strip()):
-        raise ModelMissingError(f"No {ROLE_NAMES[role]} is set. Install {ROLE_SUGGESTIONS[role]} and choose it "
-                                f"in Settings → Models (or with --{role.replace('_', '-')}).")
+        raise ModelMissingError(f"No {ROLE_NAMES[role]} is set. Install {ROLE_SUGGESTIONS[role]}: "
+                                f"{where_to_set(role)}.")
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec(str(spec))
     source = spec.source.strip()
     path = Path(source).expanduser()
@@ -106,7 +107,8 @@ def resolve(role: str, spec: ModelSpec | str | None) -> ResolvedModel:
         _check_folder(role, folder)
         return ResolvedModel(role, "folder", folder)
     raise ModelMissingError(f"The {ROLE_NAMES[role]} {source!r} is not on this machine. Install "
-                            f"{ROLE_SUGGESTIONS[role]}, or point Settings → Models at the folder or file.")
+                            f"{ROLE_SUGGESTIONS[role]}, or point MegaPortrait at the folder or file: "
+                            f"{where_to_set(role)}.")
 
 
 def _resolve_lora_file(role: str, source: str, path: Path) -> ResolvedModel:
@@ -245,8 +247,8 @@ def _check_folder(role: str, folder: Path) -> None:
     """A diffusers folder must hold safetensors weights; one with only pickle weights is refused."""
     marker = "model_index.json" if role == "base" else "config.json"
     if not (folder / marker).exists():
-        raise ModelMissingError(f"{folder} is not a diffusers {ROLE_NAMES[role]} folder (no {marker}); point "
-                                "Settings → Models at the folder that holds it, or at a .safetensors file.")
+        raise ModelMissingError(f"{folder} is not a diffusers {ROLE_NAMES[role]} folder (no {marker}); choose the "
+                                f"folder that holds it, or a .safetensors file: {where_to_set(role)}.")
     if not any(folder.rglob("*.safetensors")):
         pickles = [p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
         if pickles:
@@ -263,7 +265,7 @@ def _cached_repo(role: str, repo_id: str, what: str) -> Path:
         raise ModelMissingError(
             f"{what.capitalize()} of the {ROLE_NAMES[role]}, {repo_id!r}, is not in the local Hugging Face cache. "
             f"Install {ROLE_SUGGESTIONS[role]} (download it once with huggingface-cli, or copy it from an "
-            "offline pack), or point Settings → Models at a local folder.") from None
+            f"offline pack), or choose a local folder: {where_to_set(role)}.") from None
 
 
 def _load_failed(model: ResolvedModel, exc: Exception) -> ModelMissingError:

@@ -104,7 +104,8 @@ def download_role(role: str, repo_id: str | None = None, *, settings: ModelSetti
         default_repo(role)
     if settings.offline:
         raise OfflineError(f"Offline mode is on, so {repo_id} is not downloaded. Turn offline mode off in "
-                           "Settings → Models (python main.py models offline off), or install an offline model pack.")
+                           "the app (Models → Model Manager, untick Offline mode) or with "
+                           "'python main.py models offline off', or install an offline model pack.")
     import huggingface_hub.constants as hub_constants
     from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
 
