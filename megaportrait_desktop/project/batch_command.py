@@ -31,6 +31,10 @@ def add_parser(cmds: argparse._SubParsersAction) -> None:
 
 
 def run_batch(project: Project, args: argparse.Namespace) -> int:
+    if args.cluster:  # an address where nothing answers is said before anything is queued
+        from ..core.cluster import connect
+
+        connect(args.cluster)
     if not args.resume:
         if not args.identities or not args.references:
             raise ProjectError("Name the identities and the references (--identities A,B|all --references X,Y|all), "
