@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import ErrorKind
 from .model_hashes import MODEL_ROLES, disagreement, held_models
@@ -134,7 +134,7 @@ class NodeWorker:
             return str(path)
         import ray
 
-        data = ray.get(entry["ref"])
+        data: bytes = cast(bytes, ray.get(entry["ref"]))
         if hashlib.sha256(data).hexdigest() != sha:
             raise OSError(f"An input arrived damaged on this node (SHA-256 is not {sha[:12]}…).")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import cluster
 from .cluster import SLOT_RESOURCE, ClusterError, connect, slot_options
@@ -323,7 +323,7 @@ class RayRunner:
 
         slot.probe = None
         try:
-            info = ray.get(ref)
+            info: dict = cast(dict, ray.get(ref))
         except ActorUnavailableError:  # restarting, or its node is briefly unreachable
             slot.probe_at = time.monotonic() + PROBE_AGAIN_S
             return None
