@@ -9,7 +9,9 @@ Ray is an optional extra (``pip install -e '.[cluster]'``); it is imported only 
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,10 @@ SLOT_RESOURCE = "mp_gpu"
 #: Ray Client's port on the head (``ray start --head`` opens it): ``ray://HEAD:10001``.
 CLIENT_PORT = 10001
 NAMESPACE = "megaportrait"
+#: Connections tried before giving up (see :func:`connect`).
+CONNECT_TRIES = 3
+
+log = logging.getLogger("megaportrait.cluster")
 
 
 class ClusterError(MegaPortraitError):
@@ -32,7 +38,12 @@ class ClusterError(MegaPortraitError):
 
 
 def require_ray():
-    """The ``ray`` module, or a :class:`ClusterError` saying how to install the cluster extra."""
+    """The ``ray`` module, or a :class:`ClusterError` saying how to install the cluster extra.
+
+    Ray starts a cluster of its own on this computer when an API is called unconnected (a lost head, say);
+    the app never wants that, so it is switched off before Ray is imported.
+    """
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
         import ray
     except ImportError:
@@ -82,10 +93,19 @@ def connect(address: str, timeout: float = 10.0) -> str:
     if ray.is_initialized():
         ray.shutdown()
         _connected = None
-    try:
-        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
-    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one sentence
-        raise ClusterError(f"Could not join the Ray cluster at {address}: {exc}") from None
+    for attempt in range(1, CONNECT_TRIES + 1):
+        try:
+            ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
+            break
+        except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one sentence
+            if ray.is_initialized():
+                ray.shutdown()
+            # The head starts a server process for each Ray Client; now and then that process fails to come up
+            # (its gRPC poller dies at start): a new connection gets a new one.
+            if attempt < CONNECT_TRIES and "client server failed" in str(exc):
+                log.warning("the cluster's client server did not start (try %d); connecting again", attempt)
+                continue
+            raise ClusterError(f"Could not join the Ray cluster at {address}: {_first_line(exc)}") from None
     _connected = address
     return address
 
@@ -93,9 +113,8 @@ def connect(address: str, timeout: float = 10.0) -> str:
 def disconnect() -> None:
     """Leave the cluster (the tests; the app keeps its connection until it quits)."""
     global _connected
-    try:
-        import ray
-    except ImportError:
+    ray = sys.modules.get("ray")
+    if ray is None:
         return
     if ray.is_initialized():
         ray.shutdown()
@@ -233,3 +252,11 @@ def cluster_report(address: str, timeout: float = 60.0) -> ClusterReport:
                                 answer.get("version", ""), answer.get("models") or {}, answer.get("problem")))
     nodes.sort(key=lambda n: n.name)
     return ClusterReport(address, resource, tuple(nodes), held_models(), __version__)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The telling line of a Ray error (the last one of a server's traceback, else the first)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return (lines[-1] if len(lines) > 1 and "Traceback" in str(exc) else lines[0])[:300]

@@ -36,7 +36,7 @@ from typing import Any, cast
 from . import cluster
 from .cluster import SLOT_RESOURCE, ClusterError, connect, slot_options
 from .errors import ErrorKind
-from .runner import PROGRESS_EVERY_S, WorkEvent, WorkItem
+from .runner import PROGRESS_EVERY_S, RunnerLost, WorkEvent, WorkItem
 
 log = logging.getLogger("megaportrait.cluster")
 
@@ -133,7 +133,10 @@ class RayRunner:
 
     def submit(self, item: WorkItem) -> None:
         try:
-            item, shipment = self._ship(item)
+            with self._connection():
+                item, shipment = self._ship(item)
+        except RunnerLost:
+            raise
         except OSError as exc:  # an input that cannot be read here fails like a bad input on a worker
             with self._lock:
                 self._local.append(WorkEvent(item.job_id, "failed", "", error_kind=str(ErrorKind.INPUT),
@@ -155,46 +158,68 @@ class RayRunner:
                     self._pending.remove(item)
                     self._shipments.pop(item.job_id, None)
                     self._local.append(WorkEvent(item.job_id, "cancelled", ""))
-            for slot in self._slots:
-                if slot.item is not None and (job_id is None or slot.item.job_id == job_id):
-                    self._cancelling.add(slot.item.job_id)
-                    slot.handle.cancel.remote(slot.item.job_id)
+            with self._connection():
+                for slot in self._slots:
+                    if slot.item is not None and (job_id is None or slot.item.job_id == job_id):
+                        self._cancelling.add(slot.item.job_id)
+                        slot.handle.cancel.remote(slot.item.job_id)
 
     def events(self, timeout: float = 0.1) -> list[WorkEvent]:
         import ray
 
-        with self._lock:
-            out, self._local = self._local, []
-            self._arm()
-            watched = self._watched()
-        if watched:
-            ready, _ = ray.wait(list(watched), num_returns=1, timeout=0 if out else timeout)
-            if ready:
-                ready, _ = ray.wait(list(watched), num_returns=len(watched), timeout=0)
-            for ref in ready:
-                out += self._on_ready(ref, *watched[ref])
-        elif not out:
-            time.sleep(timeout)
-        with self._lock:
-            out += self._dispatch()
-            out += self._local
-            self._local = []
-            if not self._pending and not any(s.item is not None for s in self._slots):
-                self._objects.clear()  # idle: the inputs' objects may go (each node keeps its copies on disk)
+        with self._connection():
+            with self._lock:
+                out, self._local = self._local, []
+                self._arm()
+                watched = self._watched()
+            if watched:
+                ready, _ = ray.wait(list(watched), num_returns=1, timeout=0 if out else timeout)
+                if ready:
+                    ready, _ = ray.wait(list(watched), num_returns=len(watched), timeout=0)
+                for ref in ready:
+                    out += self._on_ready(ref, *watched[ref])
+            elif not out:
+                time.sleep(timeout)
+            with self._lock:
+                out += self._dispatch()
+                out += self._local
+                self._local = []
+                if not self._pending and not any(s.item is not None for s in self._slots):
+                    self._objects.clear()  # idle: the inputs' objects may go (each node keeps its copies on disk)
         return out
 
     def close(self) -> None:
         import ray
 
-        self.cancel()
         with self._lock:
-            for slot in self._slots:
-                with contextlib.suppress(Exception):  # a worker that is gone already
-                    ray.kill(slot.handle, no_restart=True)
+            if ray.is_initialized():
+                with contextlib.suppress(Exception):  # the cluster went away meanwhile
+                    self.cancel()
+                for slot in self._slots:
+                    with contextlib.suppress(Exception):  # a worker that is gone already
+                        ray.kill(slot.handle, no_restart=True)
             if self._slots:
                 cluster.use(-1)
             self._slots = []
+            self._pending.clear()
             self._objects.clear()
+
+    @contextlib.contextmanager
+    def _connection(self):
+        """Ray calls on a connection that may be gone: :class:`RunnerLost` (once Ray Client gave up
+        reconnecting, about 30 s after the head went away) instead of whatever Ray raises."""
+        import ray
+
+        if not ray.is_initialized():
+            raise RunnerLost(self._lost("the connection is closed"))
+        try:
+            yield
+        except ConnectionError as exc:
+            raise RunnerLost(self._lost(_first_line(exc))) from None
+
+    def _lost(self, why: str) -> str:
+        return (f"Lost the Ray cluster at {self.address} ({why}). The jobs not done wait in the project's queue: "
+                "start the head again and resume.")
 
     # ------------------------------------------------------------------ inputs
 

@@ -13,6 +13,7 @@ import time
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from ..core.runner import RunnerLost
 from ..project import Project, queue
 from ..project.batch_run import BatchRun, JobUpdate
 
@@ -162,6 +163,17 @@ class BatchController(QObject):
     def _on_timer(self) -> None:
         try:
             self._run.step(0.05)
+        except RunnerLost as exc:  # the cluster went away: its jobs wait in the queue, the loop stops
+            log.warning("the batch runner is gone: %s", exc)
+            self._run.abandon()
+            self._timer.stop()
+            self._timer = None
+            self._run = None
+            self._close_runner()
+            self.failed.emit(str(exc))
+            self.running_changed.emit(False)
+            self.queue_changed.emit()
+            return
         except Exception as exc:  # noqa: BLE001 - the queue must survive a bad step
             log.exception("batch step failed")
             self.failed.emit(str(exc))

@@ -160,3 +160,38 @@ def test_the_connection_test_lists_nodes_workers_and_model_agreement(cluster, pa
     agrees, why = node_b.agreement(report.desktop_models, report.version)
     assert not agrees and why.startswith("base model (Stable Diffusion 1.5) differs")
     assert report.agreeing() == [head]
+
+
+def test_the_head_leaving_mid_batch_leaves_the_rest_queued_for_a_resume(tmp_path, project_dir) -> None:
+    from .conftest import LocalCluster
+
+    own = LocalCluster(tmp_path / "own-cluster")  # this test's own head: the shared one stays up
+    try:
+        own.start("studio-head", head=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_CLIENT_RECONNECT_GRACE_PERIOD": "3"}
+        app = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "project", "batch", str(project_dir),
+                                "--identities", "Eileen", "--references", "all", "--cluster", own.client_address],
+                               stderr=subprocess.PIPE, text=True, env=env)
+        lines = []
+        for line in app.stderr:
+            lines.append(line)
+            if " done on studio-head·gpu0" in line:
+                own.kill(own.nodes[0])  # the head goes away after the first result
+                break
+        lines += app.stderr.readlines()
+        assert app.wait(timeout=120) == 1, "".join(lines)
+        assert lines[-1].startswith(f"error: Lost the Ray cluster at {own.client_address}")
+        assert lines[-1].rstrip().endswith("start the head again and resume.")
+    finally:
+        left = own.stop()
+    assert not left
+    with Project.open(project_dir) as project:
+        jobs = queue.queue_jobs(project)
+        assert 1 <= sum(j.state == "done" for j in jobs) < 4
+        assert {j.state for j in jobs} == {"done", "queued"}  # nothing running, nothing failed, nothing lost
+        assert all(j.attempts <= 1 for j in jobs)  # the head's leaving cost no job a try
+    resumed = subprocess.run([sys.executable, str(ROOT / "main.py"), "project", "batch", str(project_dir), "--resume"],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with Project.open(project_dir, read_only=True) as project:
+        assert list_outputs(project).total == 4 and set(_pairs(project).values()) == {1}
