@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,6 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# The clusters here require a token, as the README sets a studio up: the nodes, this process and the commands
+# it starts all have it. Ray reads it when it is first imported, so it is set before any test imports Ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = Path(__file__).with_name("ray_node.py")
@@ -69,7 +75,9 @@ class LocalCluster:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MEGAPORTRAIT_CONFIG": str(home / "config"),
                "MEGAPORTRAIT_MODELS": str(home / "models"), "MEGAPORTRAIT_CACHE": str(home / "cache"),
                "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
-               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # see ray_node.py
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # see ray_node.py
+               # as the README says for a head: else Ray Client's server fails to start now and then
+               "GRPC_ENABLE_FORK_SUPPORT": "0"}
         common = ["--block", "--node-ip-address=127.0.0.1", f"--node-name={name}", "--num-cpus=1",
                   f"--resources={json.dumps({'mp_gpu': slots})}", "--object-store-memory=100000000",
                   f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"]
@@ -180,7 +188,7 @@ def pack(tmp_path_factory: pytest.TempPathFactory) -> Pack:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory, pack: Pack):
     """The head (the studio's pack) and node-b (another base model), each offering one worker; the tests
-    connect to it as the desktop does, through Ray Client."""
+    connect to it as the desktop does, through Ray Client, with a token as the README sets a studio up."""
     pytest.importorskip("ray")
     from megaportrait_desktop.core import cluster as ray_cluster
 
