@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import Cancelled, ErrorKind, classify
+from .errors import Cancelled, ErrorKind, MegaPortraitError, classify
 
 #: A job's progress is sent back at most this often (seconds).
 PROGRESS_EVERY_S = 0.25
@@ -71,8 +71,13 @@ class WorkEvent:
     retryable: bool = False
 
 
+class RunnerLost(MegaPortraitError):
+    """The runner itself went away (a cluster's head, or the connection to it). The jobs it had are not lost:
+    the driver puts them back in the project's queue (:meth:`project.batch_run.BatchRun.abandon`)."""
+
+
 class Runner(Protocol):
-    """Submit, status, cancel, results."""
+    """Submit, status, cancel, results. ``events`` raises :class:`RunnerLost` when the runner is gone."""
 
     def workers(self) -> list[str]: ...
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..core.errors import Cancelled
 from ..core.progress import CancelToken
 from ..core.request import RunRequest
+from ..core.runner import RunnerLost
 from . import queue
 from .batch_run import BatchRun, JobUpdate
 from .batches import create_batch
@@ -31,6 +32,10 @@ def add_parser(cmds: argparse._SubParsersAction) -> None:
 
 
 def run_batch(project: Project, args: argparse.Namespace) -> int:
+    if args.cluster:  # an address where nothing answers is said before anything is queued
+        from ..core.cluster import connect
+
+        connect(args.cluster)
     if not args.resume:
         if not args.identities or not args.references:
             raise ProjectError("Name the identities and the references (--identities A,B|all --references X,Y|all), "
@@ -74,6 +79,10 @@ def run_batch(project: Project, args: argparse.Namespace) -> int:
             driver.run(token)
         print("Interrupted: the jobs not done wait in the project; run again with --resume.", file=sys.stderr)
         return 130
+    except RunnerLost as exc:
+        driver.abandon()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         runner.close()
     print(f"Done: {counter['done']} recorded, {counter['failed']} failed, {counter['cancelled']} cancelled.")

@@ -83,6 +83,18 @@ class BatchRun:
             self._withdrawn.add(job_id)
             self.runner.cancel(job_id)
 
+    def abandon(self) -> None:
+        """The runner went away (:class:`~core.runner.RunnerLost`): every job it had waits in the queue again,
+        its try not counted (one the user cancelled meanwhile stays cancelled)."""
+        for job_id in list(self._submitted):
+            if job_id in self._cancelled:
+                queue.cancel(self.project, job_ids=[job_id])
+            else:
+                queue.wait_again(self.project, job_id)
+        self._submitted.clear()
+        self._withdrawn.clear()
+        self._cancelled.clear()
+
     # ------------------------------------------------------------------ the loop
 
     def step(self, timeout: float = 0.2) -> None:

@@ -3,7 +3,7 @@
 The window only submits and listens: it calls the slots (start, pause, cancel, ...) through queued
 signals, and hears about every job from :attr:`BatchController.job_updated`. Results are recorded
 here, in the app's process, the only one that writes the project; the workers (one process per GPU,
-or one thread without a GPU) never open it.
+one thread without a GPU, or actors on a Ray cluster: Settings → Compute) never open it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from ..core.runner import RunnerLost
 from ..project import Project, queue
 from ..project.batch_run import BatchRun, JobUpdate
 
@@ -37,6 +38,7 @@ class BatchController(QObject):
         self.project: Project | None = None
         self._runner_factory = runner_factory
         self._runner = None
+        self._stale_runner = False
         self._run: BatchRun | None = None
         self._timer: QTimer | None = None
         self._thread = QThread()
@@ -70,6 +72,10 @@ class BatchController(QObject):
     def move(self, job_id: int, steps: int) -> None:
         self._command.emit("move", (job_id, steps))
 
+    def use_new_runner(self) -> None:
+        """Settings → Compute changed: the next batch start makes a new runner (a running batch finishes first)."""
+        self._command.emit("runner", None)
+
     def shutdown(self) -> None:
         self._command.emit("shutdown", None)
         self._thread.quit()
@@ -93,9 +99,12 @@ class BatchController(QObject):
                 return
             elif command == "shutdown":
                 self._stop_loop()
-                if self._runner is not None:
-                    self._runner.close()
-                    self._runner = None
+                self._close_runner()
+                return
+            elif command == "runner":
+                self._stale_runner = True
+                if self._timer is None:
+                    self._close_runner()
                 return
             elif self.project is None:
                 return
@@ -154,14 +163,36 @@ class BatchController(QObject):
     def _on_timer(self) -> None:
         try:
             self._run.step(0.05)
+        except RunnerLost as exc:  # the cluster went away: its jobs wait in the queue, the loop stops
+            log.warning("the batch runner is gone: %s", exc)
+            self._run.abandon()
+            self._timer.stop()
+            self._timer = None
+            self._run = None
+            self._close_runner()
+            self.failed.emit(str(exc))
+            self.running_changed.emit(False)
+            self.queue_changed.emit()
+            return
         except Exception as exc:  # noqa: BLE001 - the queue must survive a bad step
             log.exception("batch step failed")
             self.failed.emit(str(exc))
         if self._run.finished():
             self._timer.stop()
             self._timer = None
+            if self._stale_runner:
+                self._close_runner()
             self.running_changed.emit(False)
             self.queue_changed.emit()
+
+    def _close_runner(self) -> None:
+        if self._runner is not None:
+            try:
+                self._runner.close()
+            except Exception:  # noqa: BLE001 - a runner that cannot close cleanly (a cluster gone) is dropped anyway
+                log.exception("closing the batch runner")
+            self._runner = None
+        self._stale_runner = False
 
     def _on_update(self, update: JobUpdate) -> None:
         self.job_updated.emit(update)
@@ -172,6 +203,7 @@ class BatchController(QObject):
 
 
 def _default_runner():
-    from ..core.runner import LocalRunner
+    """This computer, or the Ray cluster chosen in Settings → Compute."""
+    from .compute_settings import make_runner
 
-    return LocalRunner.for_this_computer()
+    return make_runner()

@@ -8,6 +8,8 @@ import qtawesome as qta
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
+from .compute_dialog import open_compute_dialog
+
 
 def action(window: QMainWindow, text: str, icon: str | None, slot: Callable, shortcut=None) -> QAction:
     act = QAction(qta.icon(icon) if icon else qta.icon("mdi6.circle-small"), text, window)
@@ -42,6 +44,8 @@ def build_actions(w) -> None:
     w.act_current_models.setToolTip("After Recall: run with today's models and the identity's newest LoRA instead "
                                     "of the ones the recalled output was made with")
     w.act_models = action(w, "&Model Manager…", "mdi6.cube-outline", w.show_model_settings)
+    w.act_compute = action(w, "&Compute…", "mdi6.server-network", lambda: open_compute_dialog(w))
+    w.act_compute.setToolTip("Where batches run: this computer, or the studio's Ray cluster")
     w.act_about = action(w, "&About MegaPortrait", "mdi6.information-outline", lambda: show_about(w))
     w.act_undo_delete = action(w, "Undo &delete output", "mdi6.delete-restore",
                                lambda: w.history_actions.undo_delete(), "Ctrl+Alt+Z")
@@ -71,6 +75,8 @@ def build_actions(w) -> None:
     run.addActions([w.act_run, w.act_cancel, w.act_batch])
     models = menu.addMenu("&Models")
     models.addAction(w.act_models)
+    settings_menu = menu.addMenu("&Settings")
+    settings_menu.addAction(w.act_compute)
     help_menu = menu.addMenu("&Help")
     help_menu.addActions([w.act_shortcuts, w.act_about])
 
