@@ -26,6 +26,7 @@ def evaluation(tmp_path_factory):
     return out, json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_table_with_the_baselines(evaluation) -> None:
     out, results = evaluation
     summary = {s["method"]: s for s in results["summary"]}
@@ -51,6 +52,7 @@ def test_evaluate_writes_the_table_with_the_baselines(evaluation) -> None:
     assert "look like the same photo" in table  # the devset's mirrored second photos are flagged
 
 
+@pytest.mark.slow
 def test_evaluate_writes_every_run_and_a_contact_sheet(evaluation) -> None:
     out, results = evaluation
     with (out / "runs.csv").open(newline="") as f:

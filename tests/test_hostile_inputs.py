@@ -150,6 +150,7 @@ def test_loading_the_face_detector_runs_no_library_search(tmp_path) -> None:
     assert result == {"calls": [], "sounddevice_entry": False}
 
 
+@pytest.mark.slow
 def test_self_test_leaves_nothing_in_the_temp_folder(tmp_path) -> None:
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()

@@ -39,6 +39,7 @@ def big_run(big_reference, photo_files):
     return run(RunRequest(identity=identity, reference=str(big_reference)))
 
 
+@pytest.mark.slow
 def test_the_face_crop_converts_only_its_window_and_is_the_whole_images_crop(astronaut, big_reference) -> None:
     big = load_image(big_reference).pixels
     cases = {"portrait": astronaut, "face at the top-left edge": np.ascontiguousarray(astronaut[60:, 120:]),
@@ -92,6 +93,7 @@ def test_harmonising_the_masks_box_gives_the_pixels_of_the_whole_roi(photo_files
     np.testing.assert_array_equal(harmonized.window[region], from_float(out, np.uint8)[region])
 
 
+@pytest.mark.slow
 def test_a_24_megapixel_run_keeps_the_reference_outside_its_box(big_run, big_reference) -> None:
     reference = load_image(big_reference).pixels
     final = big_run.final.pixels
@@ -104,6 +106,7 @@ def test_a_24_megapixel_run_keeps_the_reference_outside_its_box(big_run, big_ref
     np.testing.assert_array_equal(big_run.stages["pasted"][outside], reference[outside])
 
 
+@pytest.mark.slow
 def test_the_project_stores_the_pasted_stage_as_its_crop_and_gives_it_back_whole(tmp_path, big_run) -> None:
     project = Project.create(tmp_path / "p")
     output_id = project.record_run(big_run)
@@ -143,6 +146,7 @@ def test_a_project_from_before_stage_crops_migrates_and_its_whole_stage_images_s
         np.testing.assert_array_equal(stage_pixels(stored, (0, 0), astronaut), astronaut[::-1])
 
 
+@pytest.mark.slow
 def test_saving_a_run_reports_progress_and_a_cancel_records_nothing(tmp_path, big_run) -> None:
     project = Project.create(tmp_path / "p")
     seen: list[float] = []
@@ -160,6 +164,7 @@ def test_saving_a_run_reports_progress_and_a_cancel_records_nothing(tmp_path, bi
     project.close()
 
 
+@pytest.mark.slow
 def test_export_reports_progress_and_a_cancel_writes_nothing(tmp_path, big_run) -> None:
     project = Project.create(tmp_path / "p")
     output_id = project.record_run(big_run)
@@ -197,6 +202,7 @@ def test_a_long_call_is_left_behind_when_cancelled() -> None:
         run_cancellable(CancelToken(), lambda: 1 / 0)
 
 
+@pytest.mark.slow
 def test_scene_of_a_camera_file_holds_no_float_copy_of_it(big_reference, photo_files) -> None:
     identity = tuple(str(p) for p in sorted(photo_files["identity"].iterdir()))
     scene: Scene

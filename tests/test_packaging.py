@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.minutes
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_build_command_makes_a_bundle_whose_self_test_passes() -> None:

@@ -43,6 +43,9 @@ log = logging.getLogger("megaportrait.cluster")
 #: How often the runner looks for GPUs that joined the cluster, and asks a restarting worker if it is back.
 GROWTH_CHECK_S = 10.0
 PROBE_AGAIN_S = 1.0
+#: How long jobs that every ready worker's node refused wait for a worker still starting. A worker whose
+#: node has just left is still counted by the cluster and never starts: waiting for it held a batch forever.
+START_WAIT_S = 30.0
 
 
 # ---------------------------------------------------------------------------------------------- the runner
@@ -55,6 +58,7 @@ class _Slot:
     number: int
     handle: Any
     state: str = "starting"               # starting | ready | down
+    since: float = field(default_factory=time.monotonic)  # when it was asked for
     name: str = ""
     node_id: str = ""
     probe: Any = None                     # describe() in flight
@@ -457,7 +461,8 @@ class RayRunner:
                 slot.run = slot.handle.run.remote(item, slot.name, shipment.files, shipment.pins)
                 out.append(WorkEvent(item.job_id, "started", slot.name))
             ready = [s for s in self._slots if s.state == "ready"]
-            if ready and not any(s.state == "starting" for s in self._slots):
+            now = time.monotonic()
+            if ready and not any(s.state == "starting" and now - s.since < START_WAIT_S for s in self._slots):
                 for item in list(self._pending):
                     if all(self._refuses(s, item) for s in ready):
                         self._pending.remove(item)

@@ -91,6 +91,7 @@ def test_a_single_file_checkpoint_loads_with_the_network_off(raw_tiny_models, tm
     assert not no_network
 
 
+@pytest.mark.minutes
 @pytest.mark.slow
 def test_an_sd15_sized_checkpoint_loads_with_the_shipped_configs(tmp_path, no_network) -> None:
     from diffusers import AutoencoderKL, UNet2DConditionModel

@@ -82,6 +82,7 @@ def test_a_3x3_batch_makes_exactly_nine_outputs(project_dir) -> None:
         assert verify(project, deep=True).ok
 
 
+@pytest.mark.slow
 def test_a_killed_app_resumes_and_still_makes_exactly_nine(project_dir) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     app = subprocess.Popen([sys.executable, str(MAIN), "project", "batch", str(project_dir), "--identities", "all",
@@ -121,6 +122,7 @@ def _slow_pair(project: Project, files: Path) -> tuple[int, int]:
     return new.batch_id, slow
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_its_job_runs_again(project_dir, shoot) -> None:
     with Project.open(project_dir) as project:
         batch_id, slow = _slow_pair(project, shoot.parent / "files")
@@ -145,6 +147,7 @@ def test_a_killed_worker_is_replaced_and_its_job_runs_again(project_dir, shoot) 
         assert set(_pairs(project).values()) == {1}
 
 
+@pytest.mark.slow
 def test_a_job_that_fails_twice_is_failed_with_its_reason_and_the_batch_goes_on(project_dir, shoot) -> None:
     with Project.open(project_dir) as project:
         batch_id, slow = _slow_pair(project, shoot.parent / "files")

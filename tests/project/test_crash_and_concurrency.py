@@ -32,6 +32,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_sigkill_while_recording_loses_no_committed_output(tmp_path) -> None:
     root = tmp_path / "crashy"

@@ -10,6 +10,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from megaportrait_desktop.project import Project, import_references, repair, verify
 from megaportrait_desktop.project.commands import _import_identity
@@ -36,6 +37,7 @@ def _run_together(*targets, timeout: float = 240.0) -> list[BaseException]:
     return errors
 
 
+@pytest.mark.slow
 def test_repair_during_recording_and_importing_loses_nothing(tmp_path, photo_files) -> None:
     project = Project.create(tmp_path / "busy")
     done = threading.Event()

@@ -110,6 +110,7 @@ def _big_reference(window, tmp_path, astronaut) -> None:
     window.references.select(res.item_id)
 
 
+@pytest.mark.slow
 def test_cancel_a_running_job_records_nothing(window, qtbot, tmp_path, astronaut) -> None:
     _big_reference(window, tmp_path, astronaut)
     seen = []
@@ -124,6 +125,7 @@ def test_cancel_a_running_job_records_nothing(window, qtbot, tmp_path, astronaut
     assert window.panel.run_all.isEnabled()
 
 
+@pytest.mark.slow
 def test_event_loop_keeps_turning_while_a_job_runs(window, qtbot, tmp_path, astronaut) -> None:
     _big_reference(window, tmp_path, astronaut)
     ticks: list[float] = []

@@ -25,6 +25,10 @@ from ..camera_files import camera_reference
 MAX_STALL_MS = 250
 
 
+# 24-megapixel windows: about 25 s in all (CI runs the slow tests after the suite).
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def camera_file(tmp_path_factory):
     return camera_reference(tmp_path_factory.mktemp("camera") / "portrait_24mp.jpg")
