@@ -166,3 +166,14 @@ def test_decode_never_leaks_other_exceptions(tmp_path, astronaut) -> None:
         for cut in range(0, len(data), max(1, len(data) // 60)):
             with contextlib.suppress(ImageError):
                 decode_image(data[:cut])
+
+
+@pytest.mark.parametrize("options", [dict(quality=90), dict(quality=90, progressive=True),
+                                     dict(quality=95, subsampling=0), dict(grey=True)])
+def test_a_jpeg_decodes_to_pillows_pixels(tmp_path, astronaut, options: dict) -> None:
+    # 8-bit JPEGs are decoded by OpenCV (it lets the window's thread run meanwhile): the same pixels.
+    grey = options.pop("grey", False)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(astronaut[..., 0] if grey else astronaut).save(path, "JPEG", **options)
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(load_image(path).pixels, expected)

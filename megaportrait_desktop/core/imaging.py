@@ -254,7 +254,12 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Picture:
     exif = im.getexif()
     orientation = int(exif.get(_ORIENTATION, 1) or 1)
 
-    pixels, alpha = _decode_with_opencv(data, im) if _maybe_16bit(im) else (None, None)
+    if _maybe_16bit(im):
+        pixels, alpha = _decode_with_opencv(data, im)
+    elif im.format == "JPEG" and im.mode in {"RGB", "L"}:
+        pixels, alpha = _decode_jpeg_with_opencv(data, im), None
+    else:
+        pixels, alpha = None, None
     if pixels is None:
         im.load()  # raises OSError on truncated data
         pixels, alpha, icc = _pil_to_arrays(im, icc)
@@ -296,6 +301,20 @@ def _decode_with_opencv(data: bytes, im: Image.Image) -> tuple[np.ndarray | None
     if arr.shape[2] == 3:
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), None
     return None, None
+
+
+def _decode_jpeg_with_opencv(data: bytes, im: Image.Image) -> np.ndarray | None:
+    """An RGB or greyscale JPEG through OpenCV: the same pixels as Pillow's (both are libjpeg-turbo's
+    defaults), but OpenCV lets other threads run while it decodes, where turning Pillow's image into an
+    array holds Python's GIL (tens of milliseconds on 24 megapixels, which the window feels). A file that
+    does not end in the JPEG end marker may be cut short: Pillow reads it, and says so. ``None``: let
+    Pillow read it."""
+    if data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None or arr.shape[:2] != (im.size[1], im.size[0]):
+        return None
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
 def _pil_to_arrays(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
