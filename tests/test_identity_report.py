@@ -130,6 +130,25 @@ def test_the_demo_output_reads_as_the_client_with_the_sets_warnings() -> None:
     assert set(report.warnings) <= set(result.warnings)  # what the app and the command line show
 
 
+def test_a_reference_of_the_client_reads_as_the_client_and_says_why(photo_files) -> None:
+    # Grace Hopper's set on a portrait of Grace Hopper: the output is near both, which are one person.
+    # Read as "a mix" before; now as the client, with a warning that the report cannot tell them apart.
+    demo = demo_dir()
+    result = run(RunRequest(identity=tuple(str(p) for p in sorted((demo / "identity").iterdir())),
+                            reference=str(photo_files["grace"])))
+    report = result.identity_report
+    assert report.reference_distance < report.threshold and report.client_distance < report.threshold
+    assert report.verdict == "client", report.summary()
+    assert any("reference shows the client too" in w for w in report.warnings)
+
+
+def test_the_demo_output_has_no_same_person_warning() -> None:
+    demo = demo_dir()
+    result = run(RunRequest(identity=tuple(str(p) for p in sorted((demo / "identity").iterdir())),
+                            reference=str(next((demo / "reference").iterdir()))))
+    assert not any("reference shows the client too" in w for w in result.identity_report.warnings)
+
+
 def test_the_report_of_a_one_photo_set_has_no_held_out_evidence_and_warns(photo_files) -> None:
     result = run(RunRequest(identity=(str(photo_files["grace"]),), reference=str(photo_files["reference"])))
     report = result.identity_report

@@ -14,6 +14,10 @@ the backend's same-person threshold (0.6 for dlib; calibrated in README, "Identi
 - **the client**: within the threshold of the client and not of the reference person;
 - **still the reference person**: within the threshold of the reference person and not of the client;
 - **a mix**: both, or neither (the identity moved off the reference but did not reach the client).
+
+When the reference shows the client too (its face within the threshold of the client's photos), nearness
+to the reference person is nearness to the client: the client distance alone decides, and the report warns
+that it cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -182,19 +186,29 @@ def assess(output_rgb: np.ndarray, reference_rgb: np.ndarray | None, reference_f
         evidence = [backend.embed(h.rgb, h.face) for h in held_out]
     set_distance = mean_distance(out, embeddings, backend.metric)
     held_out_distance = mean_distance(out, evidence, backend.metric)
-    reference_distance = None
+    reference_distance = reference_is_client = None
     if reference_rgb is not None:
-        reference_distance = distance(out, backend.embed(reference_rgb, reference_face), backend.metric)
+        reference = backend.embed(reference_rgb, reference_face)
+        reference_distance = distance(out, reference, backend.metric)
+        reference_is_client = mean_distance(reference, embeddings, backend.metric)
+        if reference_is_client is not None and reference_is_client >= backend.threshold:
+            reference_is_client = None
     client = held_out_distance if held_out_distance is not None else set_distance
     issues = check_identity_set(
         [SetPhoto(s.name or f"photo {i + 1}", s.face.landmarks, e, s.face_count)
          for i, (s, e) in enumerate(zip(sources, embeddings, strict=True))],
         reference_face.landmarks, metric=backend.metric)
+    warnings = tuple(issue.message for issue in issues)
+    if reference_is_client is not None:
+        warnings += (f"The reference shows the client too (distance {reference_is_client:.2f}): the report cannot "
+                     "tell the client from the reference person, so its verdict reads the distance to the "
+                     "client alone.",)
     return IdentityReport(
         backend=backend.name, metric=backend.metric, threshold=backend.threshold, set_distance=float(set_distance),
         held_out_distance=held_out_distance, held_out_count=len(evidence), reference_distance=reference_distance,
-        verdict=verdict_of(client, reference_distance, backend.threshold), source_index=source_index,
-        warnings=tuple(issue.message for issue in issues))
+        verdict=verdict_of(client, None if reference_is_client is not None else reference_distance,
+                           backend.threshold),
+        source_index=source_index, warnings=warnings)
 
 
 def assess_run(final_rgb: np.ndarray, reference_rgb: np.ndarray | None, reference_face: Face, sources: Sequence,
