@@ -177,3 +177,18 @@ def test_a_jpeg_decodes_to_pillows_pixels(tmp_path, astronaut, options: dict) ->
     Image.fromarray(astronaut[..., 0] if grey else astronaut).save(path, "JPEG", **options)
     expected = np.asarray(Image.open(path).convert("RGB"))
     assert np.array_equal(load_image(path).pixels, expected)
+
+
+def test_a_grey_png_and_a_pngs_exif_orientation_read_as_pillow_reads_them(tmp_path, astronaut) -> None:
+    # Grey PNGs (masks) decode through OpenCV, and a PNG's EXIF comes from its eXIf chunk without Pillow
+    # decoding the pixels: the same results as Pillow's own reading.
+    grey = tmp_path / "mask.png"
+    Image.fromarray(astronaut[..., 1]).save(grey)
+    assert np.array_equal(load_image(grey).pixels, np.asarray(Image.open(grey).convert("RGB")))
+    turned = tmp_path / "turned.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    Image.fromarray(astronaut[:200, :300]).save(turned, exif=exif)
+    picture = load_image(turned)
+    assert picture.pixels.shape[:2] == (300, 200)
+    assert np.array_equal(picture.pixels, np.rot90(astronaut[:200, :300], k=-1))

@@ -251,7 +251,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Picture:
             f"{max_pixels / 1e6:.0f}; raise the pixel limit in settings if this really is a photo."
         )
     icc = im.info.get("icc_profile") or None
-    exif = im.getexif()
+    exif = _exif_of(im)
     orientation = int(exif.get(_ORIENTATION, 1) or 1)
 
     if _maybe_16bit(im):
@@ -274,13 +274,25 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Picture:
                    icc, exif_bytes, "JPEG" if im.format == "MPO" else im.format)
 
 
+def _exif_of(im: Image.Image) -> Image.Exif:
+    """The image's EXIF. For a PNG, from its eXIf chunk when that comes before the pixels (as every writer
+    puts it, ours included): Pillow's ``getexif`` decodes the whole PNG to look for one after them, which
+    on 24 megapixels holds the GIL and is then thrown away (OpenCV decodes the pixels)."""
+    if im.format != "PNG":
+        return im.getexif()
+    exif = Image.Exif()
+    if im.info.get("exif"):
+        exif.load(im.info["exif"])
+    return exif
+
+
 def _maybe_16bit(im: Image.Image) -> bool:
     # Pillow reduces 16-bit RGB(A) PNG/TIFF to 8 bits, so those go through OpenCV, which keeps 16 bits.
-    return im.format in {"PNG", "TIFF"} and im.mode not in {"CMYK", "P", "1", "L", "LA", "PA"}
+    return im.format in {"PNG", "TIFF"} and im.mode not in {"CMYK", "P", "1", "LA", "PA"}
 
 
 def _decode_with_opencv(data: bytes, im: Image.Image) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """RGB(A) PNG/TIFF through OpenCV: 16-bit ones keep 16 bits; 8-bit RGB and RGBA PNGs are read here too
+    """RGB(A) PNG/TIFF through OpenCV: 16-bit ones keep 16 bits; 8-bit RGB, RGBA and grey PNGs are read here too
     (OpenCV lets other threads run while it decodes, and is faster: Pillow holds the GIL for up to 0.1 s
     at a time on a 24-megapixel PNG, which the window would feel). ``(None, None)``: let Pillow read it."""
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
@@ -288,14 +300,14 @@ def _decode_with_opencv(data: bytes, im: Image.Image) -> tuple[np.ndarray | None
     if arr is None or arr.shape[:2] != (im.size[1], im.size[0]):
         return None, None
     if arr.dtype == np.uint8:
-        channels = {"RGB": 3, "RGBA": 4}.get(im.mode)
-        if im.format != "PNG" or channels is None or "transparency" in im.info or arr.ndim != 3 \
-                or arr.shape[2] != channels:
+        channels = {"RGB": 3, "RGBA": 4, "L": 1}.get(im.mode)
+        if im.format != "PNG" or channels is None or "transparency" in im.info \
+                or (arr.shape[2] if arr.ndim == 3 else 1) != channels:
             return None, None  # anything unusual (a tRNS colour key, another layout): Pillow's reading stands
     elif arr.dtype != np.uint16:
         return None, None
-    if arr.ndim == 2:
-        return np.repeat(arr[:, :, None], 3, axis=2), None
+    if arr.ndim == 2:  # grey (a mask): through OpenCV too, which lets other threads run
+        return cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB), None
     if arr.shape[2] == 4:
         return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB), arr[:, :, 3].copy()
     if arr.shape[2] == 3:
