@@ -61,7 +61,7 @@ def main() -> None:
         theirs = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
         interocular = np.linalg.norm(theirs[0:2].mean(0) - theirs[2:4].mean(0))
         error = float(np.abs(backend.five_points(rgb, face) - theirs).max() / interocular)
-        move = distance(np.asarray(backend._recogniser.compute_face_descriptor(rgb, shape)), ours, "euclidean")
+        move = distance(np.asarray(backend.resnet.compute_face_descriptor(rgb, shape)), ours, "euclidean")
         point_errors.append(error)
         moves.append(move)
         print(f"{path.name}: points {error:.3f} of the interocular distance, descriptor moved {move:.3f}")

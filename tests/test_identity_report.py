@@ -66,7 +66,7 @@ def test_the_box_from_the_mediapipe_face_lands_dlibs_points_where_its_own_detect
         assert np.abs(ours - theirs).max() < 0.05 * interocular, name
         box = dlib_box(face)
         assert abs(box[0] - det.left()) < 0.15 * det.width() and abs(box[3] - det.bottom()) < 0.15 * det.height()
-        descriptor = np.asarray(backend._recogniser.compute_face_descriptor(rgb, own))
+        descriptor = np.asarray(backend.resnet.compute_face_descriptor(rgb, own))
         assert distance(descriptor, backend.embed(rgb, face), "euclidean") < 0.15, name
 
 

@@ -106,7 +106,10 @@ class DlibBackend:
         paths = paths or model_paths()
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(str(paths[LANDMARK_MODEL]))
-        self._recogniser = dlib.face_recognition_model_v1(str(paths[RECOGNITION_MODEL]))
+        # The ResNet loads when it is first used here: in the app it runs in a helper process, and loading
+        # it in the app too held the GIL (the window) for 50 ms at the first run.
+        self._recognition_path = str(paths[RECOGNITION_MODEL])
+        self._recogniser = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         #: The ResNet in a helper process (see :func:`use_descriptor_process`); ``None``: in this process.
@@ -147,7 +150,14 @@ class DlibBackend:
                 return self.remote.compute(chip)
             except OSError:
                 self.remote = None  # the helper is gone: carry on in this process
-        return np.asarray(self._recogniser.compute_face_descriptor(chip), np.float32)
+        return np.asarray(self.resnet.compute_face_descriptor(chip), np.float32)
+
+    @property
+    def resnet(self):
+        """dlib's ResNet in this process, loaded on first use."""
+        if self._recogniser is None:
+            self._recogniser = self._dlib.face_recognition_model_v1(self._recognition_path)
+        return self._recogniser
 
     def _rectangle(self, face: Face):
         return self._dlib.rectangle(*dlib_box(face))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -57,7 +58,17 @@ def run_app(argv: list[str] | None = None, project: str | None = None) -> int:
 
 
 def _score_off_the_gil() -> None:
-    """dlib's ResNet holds the GIL for each identity score: in the app it runs in a helper process."""
-    from ..core.dlib_recogniser import use_descriptor_process
+    """dlib's ResNet holds the GIL for each identity score: in the app it runs in a helper process. Loading
+    dlib and its 5-point model here holds the GIL too (about 0.14 s); done on a thread as the window opens,
+    it is not in the first run, where it stalled the window."""
+    import threading
+
+    from ..core.dlib_recogniser import load_dlib_backend, use_descriptor_process
+    from ..core.errors import MegaPortraitError
 
     use_descriptor_process()
+
+    def warm() -> None:
+        with contextlib.suppress(MegaPortraitError):  # no scorer installed: a run says so when it needs one
+            load_dlib_backend()
+    threading.Thread(target=warm, name="identity-scorer-load", daemon=True).start()
