@@ -53,13 +53,20 @@ def bench_maps(size: int, light_cutoff: float, hf_cutoff: float, repeat: int) ->
 
 def bench_demo(repeat: int) -> None:
     from megaportrait_desktop.core.paths import demo_dir
-    from megaportrait_desktop.core.pipeline import run
     from megaportrait_desktop.core.request import RunRequest
 
     demo = demo_dir()
     request = RunRequest(identity=tuple(str(p) for p in sorted((demo / "identity").glob("*.jpg"))),
                          reference=str(next((demo / "reference").glob("*.jpg"))))
-    run(request)  # warm-up: MediaPipe graphs
+    _time_runs("classic engine on the demo", request, repeat)
+
+
+def _time_runs(label: str, request, repeat: int) -> None:
+    """Print the median wall time of ``repeat`` runs of ``request`` and of each stage, after a warm-up run
+    (MediaPipe's graphs)."""
+    from megaportrait_desktop.core.pipeline import run
+
+    run(request)
     walls, stages = [], []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -67,9 +74,8 @@ def bench_demo(repeat: int) -> None:
         walls.append(time.perf_counter() - t)
         stages.append(result.timings)
     per_stage = {k: statistics.median(s[k] for s in stages) * 1000 for k in stages[0]}
-    print(f"classic engine on the demo ({result.final.width}×{result.final.height}): "
-          f"{statistics.median(walls) * 1000:.0f} ms median of {repeat} ("
-          + ", ".join(f"{k} {v:.0f} ms" for k, v in per_stage.items()) + ")")
+    print(f"{label} ({result.final.width}×{result.final.height}): {statistics.median(walls) * 1000:.0f} ms "
+          f"median of {repeat} (" + ", ".join(f"{k} {v:.0f} ms" for k, v in per_stage.items()) + ")")
 
 
 def bench_large(repeat: int) -> None:
@@ -83,7 +89,6 @@ def bench_large(repeat: int) -> None:
     import cv2
 
     from megaportrait_desktop.core.paths import demo_dir
-    from megaportrait_desktop.core.pipeline import run
     from megaportrait_desktop.core.request import RunRequest
 
     demo = demo_dir()
@@ -95,17 +100,7 @@ def bench_large(repeat: int) -> None:
         cv2.imwrite(str(path), large)
         request = RunRequest(identity=tuple(str(p) for p in sorted((demo / "identity").glob("*.jpg"))),
                              reference=str(path))
-        run(request)
-        walls, stages = [], []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            result = run(request)
-            walls.append(time.perf_counter() - t)
-            stages.append(result.timings)
-    per_stage = {k: statistics.median(s[k] for s in stages) * 1000 for k in stages[0]}
-    print(f"classic engine, 24 MP reference ({result.final.width}×{result.final.height}): "
-          f"{statistics.median(walls) * 1000:.0f} ms median of {repeat} ("
-          + ", ".join(f"{k} {v:.0f} ms" for k, v in per_stage.items()) + ")")
+        _time_runs("classic engine, 24 MP reference", request, repeat)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from megaportrait_desktop.core.request import RunRequest  # noqa: E402
-from megaportrait_desktop.project import Project, import_identity_photos, import_references  # noqa: E402
+from megaportrait_desktop.project import Project  # noqa: E402
 from megaportrait_desktop.project.batch_run import BatchRun  # noqa: E402
 from megaportrait_desktop.project.batches import create_batch  # noqa: E402
+from tests import shoot  # noqa: E402
 
 
 def build_shoot(root: Path) -> Path:
@@ -55,23 +56,7 @@ def build_shoot(root: Path) -> Path:
 
     grace = np.asarray(Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB"))
     astronaut = skimage.data.astronaut()
-    files = root / "files"
-    files.mkdir(parents=True)
-    Image.fromarray(grace).save(files / "grace.jpg", quality=92)
-    Image.fromarray(grace[:, ::-1]).save(files / "grace_mirror.png")
-    Image.fromarray(astronaut).save(files / "eileen.png")
-    Image.fromarray(np.clip(grace.astype(int) + 12, 0, 255).astype(np.uint8)).save(files / "grace_bright.png")
-    Image.fromarray(astronaut[:, ::-1]).save(files / "ref_eileen_mirror.png")
-    Image.fromarray(grace[40:, :]).save(files / "ref_grace_crop.png")
-    Image.fromarray(astronaut[:400, 60:]).save(files / "ref_eileen_crop.png")
-    Image.fromarray(np.ascontiguousarray(grace[:, ::-1][20:, 10:])).save(files / "ref_grace_mirror.png")
-    project_dir = root / "project"
-    with Project.create(project_dir) as project:
-        for name, photos in (("Grace", ["grace.jpg", "grace_mirror.png"]), ("Eileen", ["eileen.png"]),
-                             ("Grace bright", ["grace_bright.png"])):
-            import_identity_photos(project, project.create_identity(name), [files / p for p in photos])
-        import_references(project, sorted(files.glob("ref_*.png")))
-    return project_dir
+    return shoot.build_shoot(root, grace, astronaut, references=4)
 
 
 def one_batch(project: Project, runner, seed: int) -> tuple[float, float, int]:

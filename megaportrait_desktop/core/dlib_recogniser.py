@@ -22,6 +22,7 @@ import importlib.util
 import sys
 import threading
 from collections import OrderedDict
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -107,9 +108,8 @@ class DlibBackend:
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(str(paths[LANDMARK_MODEL]))
         # The ResNet loads when it is first used here: in the app it runs in a helper process, and loading
-        # it in the app too held the GIL (the window) for 50 ms at the first run.
+        # it in the app too held the GIL (and so the window) at the first run.
         self._recognition_path = str(paths[RECOGNITION_MODEL])
-        self._recogniser = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         #: The ResNet in a helper process (see :func:`use_descriptor_process`); ``None``: in this process.
@@ -152,12 +152,10 @@ class DlibBackend:
                 self.remote = None  # the helper is gone: carry on in this process
         return np.asarray(self.resnet.compute_face_descriptor(chip), np.float32)
 
-    @property
+    @cached_property
     def resnet(self):
         """dlib's ResNet in this process, loaded on first use."""
-        if self._recogniser is None:
-            self._recogniser = self._dlib.face_recognition_model_v1(self._recognition_path)
-        return self._recogniser
+        return self._dlib.face_recognition_model_v1(self._recognition_path)
 
     def _rectangle(self, face: Face):
         return self._dlib.rectangle(*dlib_box(face))

@@ -149,7 +149,7 @@ def output_face(rgb: np.ndarray, near: Face) -> Face:
     (the pasted face sits exactly there).
 
     Only the face's neighbourhood is searched (its box and as much again on each side): MediaPipe holds
-    Python's GIL while it looks, and over a whole camera file that stalled the window for 70 ms."""
+    Python's GIL while it looks, and over a whole camera file that stalled the app's window."""
     x0, y0, x1, y1 = near.box
     margin = max(x1 - x0, y1 - y0)
     h, w = rgb.shape[:2]
@@ -202,27 +202,26 @@ def assess(output_rgb: np.ndarray, reference_rgb: np.ndarray | None, reference_f
         evidence = [backend.embed(h.rgb, h.face) for h in held_out]
     set_distance = mean_distance(out, embeddings, backend.metric)
     held_out_distance = mean_distance(out, evidence, backend.metric)
-    reference_distance = reference_is_client = None
+    reference_distance = reference_to_client = None
     if reference_rgb is not None:
         reference = backend.embed(reference_rgb, reference_face)
         reference_distance = distance(out, reference, backend.metric)
-        reference_is_client = mean_distance(reference, embeddings, backend.metric)
-        if reference_is_client is not None and reference_is_client >= backend.threshold:
-            reference_is_client = None
+        reference_to_client = mean_distance(reference, embeddings, backend.metric)
+    reference_is_client = reference_to_client is not None and reference_to_client < backend.threshold
     client = held_out_distance if held_out_distance is not None else set_distance
     issues = check_identity_set(
         [SetPhoto(s.name or f"photo {i + 1}", s.face.landmarks, e, s.face_count)
          for i, (s, e) in enumerate(zip(sources, embeddings, strict=True))],
         reference_face.landmarks, metric=backend.metric)
     warnings = tuple(issue.message for issue in issues)
-    if reference_is_client is not None:
-        warnings += (f"The reference shows the client too (distance {reference_is_client:.2f}): the report cannot "
+    if reference_is_client:
+        warnings += (f"The reference shows the client too (distance {reference_to_client:.2f}): the report cannot "
                      "tell the client from the reference person, so its verdict reads the distance to the "
                      "client alone.",)
     return IdentityReport(
         backend=backend.name, metric=backend.metric, threshold=backend.threshold, set_distance=float(set_distance),
         held_out_distance=held_out_distance, held_out_count=len(evidence), reference_distance=reference_distance,
-        verdict=verdict_of(client, None if reference_is_client is not None else reference_distance,
+        verdict=verdict_of(client, None if reference_is_client else reference_distance,
                            backend.threshold),
         source_index=source_index, warnings=warnings)
 

@@ -318,9 +318,9 @@ def _decode_with_opencv(data: bytes, im: Image.Image) -> tuple[np.ndarray | None
 def _decode_jpeg_with_opencv(data: bytes, im: Image.Image) -> np.ndarray | None:
     """An RGB or greyscale JPEG through OpenCV: the same pixels as Pillow's (both are libjpeg-turbo's
     defaults), but OpenCV lets other threads run while it decodes, where turning Pillow's image into an
-    array holds Python's GIL (tens of milliseconds on 24 megapixels, which the window feels). A file that
-    does not end in the JPEG end marker may be cut short: Pillow reads it, and says so. ``None``: let
-    Pillow read it."""
+    array holds Python's GIL throughout, which the window feels on a camera file. A file that does not
+    end in the JPEG end marker may be cut short: Pillow reads it, and says so. ``None``: let Pillow read
+    it."""
     if data.rstrip(b"\0")[-2:] != b"\xff\xd9":
         return None
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)

@@ -59,8 +59,8 @@ def run_app(argv: list[str] | None = None, project: str | None = None) -> int:
 
 def _score_off_the_gil() -> None:
     """dlib's ResNet holds the GIL for each identity score: in the app it runs in a helper process. Loading
-    dlib and its 5-point model here holds the GIL too (about 0.14 s); done on a thread as the window opens,
-    it is not in the first run, where it stalled the window."""
+    dlib and its 5-point model here holds the GIL too; done on a thread as the window opens, it is not in
+    the first run, where it stalled the window."""
     import threading
 
     from ..core.dlib_recogniser import load_dlib_backend, use_descriptor_process

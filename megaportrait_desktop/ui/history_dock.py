@@ -6,7 +6,7 @@ import datetime as dt
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,7 +29,7 @@ from ..core.identity_report import VERDICT_LABELS, IdentityReport
 from ..project import Output, OutputQuery, Project, list_outputs
 from .empty_hints import HISTORY_HINT, set_empty_hint
 from .shortcuts import widget_shortcut
-from .thumbnails import load_thumbnails
+from .thumbnails import load_thumbnails, set_icons
 from .widgets import current_item_id, select_item_id
 from .workers import run_in_background
 
@@ -303,12 +303,7 @@ class HistoryDock(QDockWidget):
                 _describe(item, self.project.output(output_id), self.grid.isChecked())
 
     def _on_thumbs_loaded(self, thumbs) -> None:
-        images = dict(thumbs)
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            image = images.get(item.data(Qt.ItemDataRole.UserRole))
-            if image is not None and not image.isNull():
-                item.setIcon(QIcon(QPixmap.fromImage(image)))
+        set_icons(self.list, thumbs)
 
     def _on_list_current_changed(self, current, previous) -> None:
         output_id = self.current_id()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -29,7 +28,7 @@ from .drops import FileDrops
 from .empty_hints import IDENTITIES_HINT, set_empty_hint
 from .identity_photos import IdentityPhotos
 from .shortcuts import widget_shortcut
-from .thumbnails import load_thumbnails
+from .thumbnails import load_thumbnails, set_icons
 from .widgets import current_item_id, select_item_id
 from .workers import run_in_background
 
@@ -141,11 +140,7 @@ class IdentitiesDock(QDockWidget):
                 return
 
     def _on_thumbs_loaded(self, thumbs) -> None:
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            for key, image in thumbs:
-                if key == item.data(Qt.ItemDataRole.UserRole) and not image.isNull():
-                    item.setIcon(QIcon(QPixmap.fromImage(image)))
+        set_icons(self.list, thumbs)
 
     def _on_list_current_changed(self, current, previous) -> None:
         self.photos.show_identity(self.project, self.current_id())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from ..project import Project, ProjectError
 from .drops import FileDrops
 from .empty_hints import set_empty_hint
-from .thumbnails import load_thumbnail, load_thumbnails, with_badge
+from .thumbnails import load_thumbnail, load_thumbnails, set_icons, with_badge
 from .workers import run_in_background
 
 THUMB = 88
@@ -156,14 +156,9 @@ class IdentityPhotos(QWidget):
             self.summary.setText(f"{count} photo(s):\n" + "\n".join(f"⚠ {i.message}" for i in issues))
 
     def _on_thumbs_loaded(self, thumbs) -> None:
-        images = dict(thumbs)
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            image = images.get(item.data(Qt.ItemDataRole.UserRole))
-            if image is not None and not image.isNull():
-                if item.data(Qt.ItemDataRole.UserRole + 1):
-                    image = with_badge(image, "!", "#c77c02")
-                item.setIcon(QIcon(QPixmap.fromImage(image)))
+        # a photo with a warning gets an orange "!"
+        set_icons(self.list, thumbs, lambda item, image: with_badge(image, "!", "#c77c02")
+                  if item.data(Qt.ItemDataRole.UserRole + 1) else image)
 
     def _on_item_double_clicked(self, item: QListWidgetItem) -> None:
         photo_id = int(item.data(Qt.ItemDataRole.UserRole))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -30,7 +29,7 @@ from ..project import Project, queue
 from ..project.batch_run import JobUpdate
 from ..project.batches import batches
 from .batch_controller import BatchController
-from .thumbnails import load_thumbnails
+from .thumbnails import load_thumbnails, set_icons
 from .workers import run_in_background
 
 COLUMNS = ("#", "Client → reference", "State", "Progress", "Worker", "Tries", "Why")
@@ -206,12 +205,7 @@ class QueueDock(QDockWidget):
             self._thumbs = run_in_background(load_thumbnails, thumbs, 128, on_done=self._on_thumbs_loaded)
 
     def _on_thumbs_loaded(self, thumbs) -> None:
-        images = dict(thumbs)
-        for row in range(self.results.count()):
-            item = self.results.item(row)
-            image = images.get(item.data(Qt.ItemDataRole.UserRole))
-            if image is not None and not image.isNull():
-                item.setIcon(QIcon(QPixmap.fromImage(image)))
+        set_icons(self.results, thumbs)
 
     # ------------------------------------------------------------------ slots
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from ..project import Project
 from .empty_hints import REFERENCES_HINT, set_empty_hint
 from .identities_dock import IMAGE_FILTER
-from .thumbnails import load_thumbnails, with_badge
+from .thumbnails import load_thumbnails, set_icons, with_badge
 from .widgets import current_item_id, select_item_id
 from .workers import run_in_background
 
@@ -125,13 +125,8 @@ class ReferencesDock(QDockWidget):
             self._thumb_worker = run_in_background(load_thumbnails, thumbs, 112, True, on_done=self._on_thumbs_loaded)
 
     def _on_thumbs_loaded(self, thumbs) -> None:
-        images = dict(thumbs)
-        for row in range(self.gallery.count()):
-            item = self.gallery.item(row)
-            key = item.data(Qt.ItemDataRole.UserRole)
-            image = images.get(key)
-            if image is not None and not image.isNull():
-                item.setIcon(QIcon(QPixmap.fromImage(with_badge(image, str(self._counts.get(key, 0))))))
+        set_icons(self.gallery, thumbs, lambda item, image: with_badge(
+            image, str(self._counts.get(item.data(Qt.ItemDataRole.UserRole), 0))))
         self.gallery.viewport().update()  # nothing of the placeholder icons stays painted
 
     def _on_add_clicked(self) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
 from .images import to_qimage
 
@@ -66,3 +68,15 @@ def with_badge(image: QImage, text: str, colour: str = "#3d6fa8") -> QImage:
     painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
     painter.end()
     return out
+
+
+def set_icons(view: QListWidget, thumbs: list[tuple[int, QImage]],
+              decorate: Callable[[QListWidgetItem, QImage], QImage] | None = None) -> None:
+    """Give each item of ``view`` its thumbnail from ``thumbs`` (made by :func:`load_thumbnails`, keyed by the
+    item's ``UserRole`` data), through ``decorate`` (a badge, say); an unreadable one keeps the placeholder."""
+    images = dict(thumbs)
+    for row in range(view.count()):
+        item = view.item(row)
+        image = images.get(item.data(Qt.ItemDataRole.UserRole))
+        if image is not None and not image.isNull():
+            item.setIcon(QIcon(QPixmap.fromImage(decorate(item, image) if decorate else image)))

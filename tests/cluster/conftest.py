@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from ..shoot import build_shoot
+
 # The clusters here require a token, as the README sets a studio up: the nodes, this process and the commands
 # it starts all have it. Ray reads it when it is first imported, so it is set before any test imports Ray.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -209,29 +211,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pack: Pack):
 @pytest.fixture(scope="session")
 def shoot(tmp_path_factory: pytest.TempPathFactory, astronaut, grace) -> Path:
     """Three clients (two real people and a retouched set) × four references, as in the batch tests."""
-    import numpy as np
-    from PIL import Image
-
-    from megaportrait_desktop.project import Project, import_identity_photos, import_references
-
-    root = tmp_path_factory.mktemp("shoot")
-    files = root / "files"
-    files.mkdir()
-    Image.fromarray(grace).save(files / "grace.jpg", quality=92)
-    Image.fromarray(grace[:, ::-1]).save(files / "grace_mirror.png")
-    Image.fromarray(astronaut).save(files / "eileen.png")
-    Image.fromarray(np.clip(grace.astype(int) + 12, 0, 255).astype(np.uint8)).save(files / "grace_bright.png")
-    Image.fromarray(astronaut[:, ::-1]).save(files / "ref_eileen_mirror.png")
-    Image.fromarray(grace[40:, :]).save(files / "ref_grace_crop.png")
-    Image.fromarray(astronaut[:400, 60:]).save(files / "ref_eileen_crop.png")
-    Image.fromarray(np.ascontiguousarray(grace[:, ::-1][20:, 10:])).save(files / "ref_grace_mirror.png")
-    project_dir = root / "project"
-    with Project.create(project_dir) as project:
-        for name, photos in (("Grace", ["grace.jpg", "grace_mirror.png"]), ("Eileen", ["eileen.png"]),
-                             ("Grace bright", ["grace_bright.png"])):
-            import_identity_photos(project, project.create_identity(name), [files / p for p in photos])
-        import_references(project, sorted(files.glob("ref_*.png")))
-    return project_dir
+    return build_shoot(tmp_path_factory.mktemp("shoot"), grace, astronaut, references=4)
 
 
 @pytest.fixture

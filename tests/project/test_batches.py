@@ -9,15 +9,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from megaportrait_desktop.core.request import RunRequest
 from megaportrait_desktop.core.runner import LocalRunner, WorkItem
-from megaportrait_desktop.project import Project, import_identity_photos, import_references, list_outputs, queue, verify
+from megaportrait_desktop.project import Project, import_references, list_outputs, queue, verify
 from megaportrait_desktop.project.batch_run import BatchRun
 from megaportrait_desktop.project.batches import create_batch
+
+from ..shoot import build_shoot
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "main.py"
@@ -27,23 +28,7 @@ SETTINGS = RunRequest(identity=("-",), reference="-", crop_size=256).settings() 
 @pytest.fixture(scope="module")
 def shoot(tmp_path_factory, astronaut, grace) -> Path:
     """Three clients (two real people and a retouched set) and three references, ready to copy."""
-    root = tmp_path_factory.mktemp("shoot")
-    files = root / "files"
-    files.mkdir()
-    Image.fromarray(grace).save(files / "grace.jpg", quality=92)
-    Image.fromarray(grace[:, ::-1]).save(files / "grace_mirror.png")
-    Image.fromarray(astronaut).save(files / "eileen.png")
-    Image.fromarray(np.clip(grace.astype(int) + 12, 0, 255).astype(np.uint8)).save(files / "grace_bright.png")
-    Image.fromarray(astronaut[:, ::-1]).save(files / "ref_eileen_mirror.png")
-    Image.fromarray(grace[40:, :]).save(files / "ref_grace_crop.png")
-    Image.fromarray(astronaut[:400, 60:]).save(files / "ref_eileen_crop.png")
-    project_dir = root / "project"
-    with Project.create(project_dir) as project:
-        for name, photos in (("Grace", ["grace.jpg", "grace_mirror.png"]), ("Eileen", ["eileen.png"]),
-                             ("Grace bright", ["grace_bright.png"])):
-            import_identity_photos(project, project.create_identity(name), [files / p for p in photos])
-        import_references(project, sorted(files.glob("ref_*.png")))
-    return project_dir
+    return build_shoot(tmp_path_factory.mktemp("shoot"), grace, astronaut)
 
 
 @pytest.fixture
