@@ -26,6 +26,9 @@ def main() -> int:
         serve(sys.argv[2], sys.stdin.buffer, sys.stdout.buffer)
         return 0
     _quiet_native_logs()
+    from megaportrait_desktop.core.allocator import keep_freed_memory
+
+    keep_freed_memory()
     from megaportrait_desktop.cli import main as cli_main
     from megaportrait_desktop.cli import route_native_logs
 

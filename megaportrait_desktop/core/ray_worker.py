@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+from .allocator import keep_freed_memory
 from .errors import ErrorKind
 from .model_hashes import MODEL_ROLES, disagreement, held_models
 from .paths import cache_dir
@@ -45,6 +46,7 @@ class NodeWorker:
     :meth:`cancel` are answered while a job runs, on the actor's other threads)."""
 
     def __init__(self) -> None:
+        keep_freed_memory()  # as the app and the local workers do (see core.allocator)
         self._engines: dict = {}      # execute()'s cache: the diffusion engine with its models and last LoRA
         self._hashes: dict = {}       # fingerprint cache for this node's models
         self._held: dict[str, str | None] | None = None

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .allocator import keep_freed_memory
 from .errors import Cancelled, ErrorKind, MegaPortraitError, classify
 
 #: A job's progress is sent back at most this often (seconds).
@@ -163,6 +164,7 @@ def _serve(name: str, device: str | None, tasks, events, cancel_event, threads: 
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before anything imports torch in this process
     if threads:
         _share_the_cores(threads)
+    keep_freed_memory()
     cache: dict = {}
     while True:
         item = tasks.get()
