@@ -192,3 +192,22 @@ def test_a_grey_png_and_a_pngs_exif_orientation_read_as_pillow_reads_them(tmp_pa
     picture = load_image(turned)
     assert picture.pixels.shape[:2] == (300, 200)
     assert np.array_equal(picture.pixels, np.rot90(astronaut[:200, :300], k=-1))
+
+
+def test_float_pixels_round_to_8_bits_as_numpy_rounds_them(astronaut) -> None:
+    """to_uint8's OpenCV path (float32) gives NumPy's clip(rint(x · 255)) exactly: halves to even, out of range
+    saturated, in colour and grey, and the NumPy path still serves other floats."""
+    from megaportrait_desktop.core.imaging import to_uint8
+
+    levels = np.arange(256, dtype=np.float32)
+    halves = (levels + np.float32(0.5)) / np.float32(255.0)  # x · 255 lands on or next to .5
+    edges = np.concatenate([halves, np.nextafter(halves, np.float32(2)), np.nextafter(halves, np.float32(-2)),
+                            levels / np.float32(255.0), np.float32([-0.3, -0.0, 1.0, 1.7, 1e-9])])
+    photo = astronaut.astype(np.float32) / np.float32(255.0) * np.float32(1.3) - np.float32(0.1)
+    photo.reshape(-1)[:edges.size] = edges
+    for pixels in (photo, photo[:, :, 1].copy(), photo[::2, ::3], photo.astype(np.float64)):
+        expected = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+        got = to_uint8(pixels)
+        assert got.shape == pixels.shape and got.dtype == np.uint8
+        assert np.array_equal(got, expected)
+    assert to_uint8(photo)[0, 0, 0] == 0 and to_uint8(photo).max() == 255  # the edges are in the image

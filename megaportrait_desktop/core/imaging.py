@@ -95,6 +95,12 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
         return pixels
     if pixels.dtype == np.uint16:
         return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if pixels.dtype == np.float32 and pixels.flags.c_contiguous and pixels.ndim in (2, 3) and pixels.size:
+        # The same numbers as below (float32 products, rounded half to even, saturated) in two threaded
+        # OpenCV passes instead of four NumPy ones: several times faster for a live preview's crops.
+        # convertScaleAbs takes |x|, so negatives go to 0 first; one channel, so the 0 applies to every value.
+        flat = pixels.reshape(pixels.shape[0], -1)
+        return cv2.convertScaleAbs(cv2.max(flat, 0.0), alpha=255.0).reshape(pixels.shape)
     return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
 
 

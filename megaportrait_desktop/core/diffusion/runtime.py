@@ -255,8 +255,10 @@ def to_pil(image: np.ndarray):
     """float ``[0, 1]`` or uint8 RGB → PIL image (what the pipelines take)."""
     from PIL import Image
 
+    from ..imaging import to_uint8
+
     if image.dtype != np.uint8:
-        image = np.clip(np.rint(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
+        image = to_uint8(np.ascontiguousarray(image, np.float32))
     return Image.fromarray(np.ascontiguousarray(image))
 
 
