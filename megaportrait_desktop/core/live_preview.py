@@ -135,13 +135,27 @@ class ClassicPreview:
 
 def stage_images(pair, shading) -> dict[str, Any]:
     """The live preview's images (uint8), by stage name."""
+    return {**pair_images(pair), **shading_images(shading)}
+
+
+def pair_images(pair) -> dict[str, Any]:
+    """A and B (uint8), by stage name: a preview keeps them while only shading sliders move."""
+    from .imaging import to_uint8
+    from .stages import Stage
+
+    return {Stage.A: to_uint8(pair.a), Stage.B: to_uint8(pair.b)}
+
+
+def shading_images(shading) -> dict[str, Any]:
+    """The light map, the HF-map (on mid-grey) and the shaded crop (uint8), by stage name."""
     import numpy as np
 
     from .imaging import to_uint8
     from .stages import Stage
 
-    return {Stage.A: to_uint8(pair.a), Stage.B: to_uint8(pair.b), Stage.LIGHT_MAP: to_uint8(shading.light),
-            Stage.HF_MAP: to_uint8(np.clip(shading.hf + 0.5, 0, 1)), Stage.SHADED: to_uint8(shading.shaded)}
+    # to_uint8 saturates, so the HF-map needs no clip of its own
+    return {Stage.LIGHT_MAP: to_uint8(shading.light), Stage.HF_MAP: to_uint8(shading.hf + np.float32(0.5)),
+            Stage.SHADED: to_uint8(shading.shaded)}
 
 
 def _quiet():

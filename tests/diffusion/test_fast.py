@@ -246,3 +246,42 @@ def test_an_unusable_compile_cache_leaves_the_compiled_path_ready(models, tmp_pa
         for module in (models.components["unet"], models.components["vae"], *models.controlnets.values()):
             module.to(memory_format=torch.contiguous_format)  # compiling made them channels-last
     assert blocked.read_text() == "not a folder"
+
+
+def test_images_sent_as_8_bit_pixels_become_the_processors_own_tensors(models, reference_crop) -> None:
+    """The fast path sends a crop's 8-bit pixels to the device and looks up their float values there: the same
+    tensor (values and layout) as the pipeline's image and control-image processors make on the CPU."""
+    from megaportrait_desktop.core.diffusion.runtime import to_pil
+    from megaportrait_desktop.core.diffusion.sampler import uploaded
+
+    image, other = to_pil(reference_crop), to_pil(reference_crop[::-1].copy())
+    img2img, inpaint = models.pipe("img2img", "face_controlnet"), models.pipe("inpaint", "inpaint_controlnet")
+    cpu = torch.device("cpu")
+    for processor in (img2img.image_processor, img2img.control_image_processor, inpaint.image_processor):
+        for images in (image, [image, other]):
+            expected = processor.preprocess(images, height=CROP, width=CROP)
+            got = uploaded(processor, images, CROP, CROP, cpu)
+            assert got is not None and got.dtype == expected.dtype
+            assert torch.equal(got, expected) and got.stride() == expected.stride()
+    assert float(uploaded(img2img.image_processor, image, CROP, CROP, cpu).min()) < 0  # normalised to [-1, 1]
+    # Anything else goes through the processor: another size, a grey image, a processor that binarises.
+    assert uploaded(img2img.image_processor, image, 2 * CROP, 2 * CROP, cpu) is None
+    assert uploaded(img2img.image_processor, image.convert("L"), CROP, CROP, cpu) is None
+    assert uploaded(inpaint.mask_processor, image, CROP, CROP, cpu) is None
+
+
+def test_a_chain_encodes_its_prompts_once_per_session(models, reference_crop) -> None:
+    """The pair's and the later stages' prompts (a list and a string) are both kept: a second chain runs the
+    text encoder not at all."""
+    runs = []
+    hook = models.components["text_encoder"].register_forward_hook(lambda *_: runs.append(1))
+    try:
+        models.fast = _fast(models)
+        params = DiffusionParams(guidance_scale=2.0, preview_every=0)
+        _stages(models, reference_crop, params)
+        first = len(runs)
+        _stages(models, reference_crop, params)
+    finally:
+        hook.remove()
+    assert first >= 2  # the pair's prompt list and the Shading's prompt
+    assert len(runs) == first

@@ -9,9 +9,13 @@ need their annotator weights, looked up in ``<models>/annotators`` (the layout o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from ..errors import ModelMissingError, RequestError
 
@@ -77,11 +81,12 @@ def _weighted(kind: str, rgb: np.ndarray, resolution: int, models_dir: Path | No
     return detector(rgb, detect_resolution=resolution, image_resolution=resolution, output_type="np")
 
 
-def inpaint_condition(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+def inpaint_condition(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """The inpaint ControlNet's control image: the image with the region to repaint set to −1.
 
-    float32 ``(H, W, 3)`` in ``[-1, 1]`` except the region; the pipeline takes it as a tensor.
+    float32 ``(H, W, 3)`` in ``[-1, 1]`` except the region (``region``: ``(H, W)``, repainted where > 0.5),
+    on the image's device; the pipeline takes it as a tensor.
     """
-    cond = np.asarray(image, np.float32).copy()
+    cond = image.clone()
     cond[region > 0.5] = -1.0
     return cond

@@ -84,6 +84,8 @@ class FastRuntime:
         self.device = device
         self.options = options
         self.graphs = GraphCache(device, options.graphs)
+        #: Where a step's second ControlNet runs beside its first (captured steps only; see denoise_step).
+        self._side = torch.cuda.Stream(device) if self.graphs.enabled else None
         self.sampler = Sampler(self)
         self.fused: FusedLora | None = None
         self._lora_generation = 0
@@ -195,7 +197,7 @@ class FastRuntime:
         slots = self.slots.slot_names(roles) if self.slots is not None else roles
         key = (slots, cfg, tuple(latents.shape), tuple(embeds.shape), tuple(tuple(c.shape) for c in controls),
                latents.dtype)
-        fn = functools.partial(denoise_step, self._unet, [self._nets[s] for s in slots], cfg)
+        fn = functools.partial(denoise_step, self._unet, [self._nets[s] for s in slots], cfg, side=self._side)
         scalar = functools.partial(torch.ones, (), dtype=torch.float32, device=self.device)
         inputs = {"latents": self.layout(latents), "t": torch.zeros((), dtype=torch.long, device=self.device),
                   "embeds": embeds, "controls": [self.layout(c) for c in controls],

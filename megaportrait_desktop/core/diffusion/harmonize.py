@@ -20,6 +20,7 @@ from .control import inpaint_condition
 from .devices import generator, out_of_memory_as_message
 from .quality import stage_plan
 from .runtime import LoadedModels, output_to_float, step_callback, to_pil
+from .sampler import to_device
 
 
 def blend_weight(mask: np.ndarray, harmonize: HarmonizeParams, params: DiffusionParams) -> np.ndarray:
@@ -43,17 +44,20 @@ def harmonize(models: LoadedModels, pasted: np.ndarray, weight: np.ndarray, para
     models.set_lora_scale(0.0)  # harmonising is about the reference's look, not the identity
     plan = stage_plan(params, steps, params.harmonize_denoise)
     size = pasted.shape[0]
-    cond = torch.from_numpy(inpaint_condition(pasted * 2.0 - 1.0, region).transpose(2, 0, 1)[None].copy())
-    cond = cond.to(models.choice.device, models.choice.dtype)
+    device = models.choice.device
+    pixels = to_device(torch.from_numpy(np.ascontiguousarray(pasted, np.float32)), device)
+    cond = inpaint_condition(pixels * 2.0 - 1.0, to_device(torch.from_numpy(region), device))
+    cond = cond.permute(2, 0, 1)[None].contiguous().to(models.choice.dtype)
+    image = to_pil(pasted)
     roles, control, scale = ("inpaint_controlnet",), cond, params.inpaint_control_weight
     if params.harmonize_tile_weight > 0:
-        roles, control = (*roles, "light_controlnet"), [cond, to_pil(pasted)]
+        roles, control = (*roles, "light_controlnet"), [cond, image]
         scale = [params.inpaint_control_weight, params.harmonize_tile_weight]
     callback = step_callback(reporter, "harmonize", "Harmonising the seam", params.preview_every,
                              lambda p: p.num_timesteps)
     with out_of_memory_as_message(models.choice, "harmonising the seam"), torch.inference_mode():
         out = models.generate(
-            "inpaint", roles, prompt=params.prompt, negative_prompt=params.negative_prompt, image=to_pil(pasted),
+            "inpaint", roles, prompt=params.prompt, negative_prompt=params.negative_prompt, image=image,
             mask_image=to_pil(np.repeat(region[:, :, None], 3, axis=2)), control_image=control,
             strength=params.harmonize_denoise, num_inference_steps=plan.steps, guidance_scale=plan.guidance,
             scheduler=plan.scheduler, controlnet_conditioning_scale=scale, height=size, width=size,

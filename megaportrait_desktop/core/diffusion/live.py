@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..live_preview import ClassicPreview, stage_images
+from ..live_preview import ClassicPreview, pair_images, shading_images
 from ..progress import Reporter
 from ..request import RunRequest
 from .engine import DiffusionEngine
@@ -29,7 +29,7 @@ class DraftPreview:
         self.engine_source = engine_source
         self.lock = lock or threading.Lock()
         self._scenes = ClassicPreview()  # reads the inputs and crops, as a run does
-        self._pair: tuple[str, Any] | None = None
+        self._pair: tuple[str, Any, dict[str, Any]] | None = None  # its settings, the pair, A and B as uint8
         #: What the last call re-rendered: ``"pair+shading"`` or ``"shading"``.
         self.rendered = ""
 
@@ -42,9 +42,10 @@ class DraftPreview:
             scene = dataclasses.replace(scene, request=pinned)
             key = json.dumps({k: v for k, v in pinned.to_dict().items() if k not in _NOT_PAIR}, sort_keys=True)
             if self._pair is None or self._pair[0] != key:
-                self._pair = (key, engine.identity_pair(scene, Reporter()))
+                pair = engine.identity_pair(scene, Reporter())
+                self._pair = (key, pair, pair_images(pair))
                 self.rendered = "pair+shading"
             else:
                 self.rendered = "shading"
-            pair = self._pair[1]
-            return stage_images(pair, engine.shading(scene, pair, Reporter()))
+            _, pair, images = self._pair
+            return {**images, **shading_images(engine.shading(scene, pair, Reporter()))}

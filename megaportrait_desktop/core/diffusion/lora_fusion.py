@@ -73,15 +73,14 @@ class FusedLora:
         scales = {name: float(scales.get(name, 0.0)) for name in self._touched}
         if scales == self.scale:
             return
-        for t in self._targets:
-            active = [(d, scales[n]) for n, d in t.deltas.items() if scales[n] != 0.0]
-            if not active:
-                t.weight.copy_(t.base)
-                continue
-            (first, s0), *rest = active
-            torch.add(t.base, first, alpha=s0, out=t.weight)
-            for delta, s in rest:
-                t.weight.add_(delta, alpha=s)
+        # A few multi-tensor kernels rather than one or two per layer: a draft folds between its stages, and
+        # launching hundreds of small kernels kept the CPU busy for milliseconds each time.
+        # ``copy`` then ``add(alpha=s)`` is ``torch.add(base, delta, alpha=s)``: the same rounding.
+        _copy([t.weight for t in self._targets], [t.base for t in self._targets])
+        for name, scale in scales.items():
+            folded = [t for t in self._targets if name in t.deltas]
+            if scale != 0.0 and folded:
+                torch._foreach_add_([t.weight for t in folded], [t.deltas[name] for t in folded], alpha=scale)
         self.scale = scales
 
     @torch.no_grad()
@@ -89,6 +88,10 @@ class FusedLora:
         """The exact base weights back (for the stock path, or before another LoRA)."""
         if self.scale is None:
             return
-        for t in self._targets:
-            t.weight.copy_(t.base)
+        _copy([t.weight for t in self._targets], [t.base for t in self._targets])
         self.scale = None
+
+
+def _copy(weights: list[torch.Tensor], bases: list[torch.Tensor]) -> None:
+    if weights:  # (the multi-tensor copy refuses an empty list)
+        torch._foreach_copy_(weights, bases)
