@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_speed import Clock, Stages, build, fast_runtime, levels, release, time_chains  # noqa: E402
 
+from megaportrait_desktop.core.allocator import keep_freed_memory  # noqa: E402
 from megaportrait_desktop.core.diffusion import synthetic  # noqa: E402
 from megaportrait_desktop.core.diffusion.devices import choose_device  # noqa: E402
 from megaportrait_desktop.core.diffusion.fast import FastOptions  # noqa: E402
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as main.py does for the app and its workers
     device = torch.device(args.device)
     shape = "tiny" if args.tiny else "sd15"
     crop = 64 if args.tiny else 512
