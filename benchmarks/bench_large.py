@@ -321,6 +321,13 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(args.src.resolve()))
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.worker:
+        try:
+            from megaportrait_desktop.core.allocator import keep_freed_memory
+        except ImportError:  # an older checkout (--src), from before the app tuned its allocator
+            pass
+        else:
+            keep_freed_memory()  # as main.py does for the app and the CLI
     if args.worker == "core":
         core_worker(args.work, args.sizes[0])
         return
