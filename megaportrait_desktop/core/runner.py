@@ -13,6 +13,7 @@ A worker process that dies is replaced, and its job comes back as a retryable fa
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -21,6 +22,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_pipes
 from typing import Any, Protocol
 
 from .allocator import keep_freed_memory
@@ -155,11 +158,31 @@ def _diffusion(cache: dict):
     return cache["diffusion"]
 
 
+class _EventPipe:
+    """A worker process's end of its own events pipe, with a queue's ``put``.
+
+    Each worker process has its own pipe. With one queue shared by every worker, a worker killed while
+    it held the queue's write lock left the lock held: the events of every later worker waited for it,
+    and the batch hung.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._lock = threading.Lock()  # the job's progress and its end may be sent from different threads
+
+    def put(self, event: WorkEvent) -> None:
+        with self._lock:
+            self.connection.send(event)
+
+
 def _serve(name: str, device: str | None, tasks, events, cancel_event, threads: int = 0) -> None:
     """A worker's loop (in its own process, or on a thread): take items until ``None``.
 
+    ``events``: a queue (a worker thread), or the writing end of the worker process's own pipe.
     ``threads``: the CPU threads this worker process may use (its share of the cores), else all.
     """
+    if isinstance(events, Connection):
+        events = _EventPipe(events)
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before anything imports torch in this process
     if threads:
@@ -199,6 +222,8 @@ class _Worker:
     thread: threading.Thread | None = None
     item: WorkItem | None = None
     affinity: str = ""
+    #: The reading end of a worker process's events pipe (``None`` for a thread, or once the pipe has ended).
+    events: Connection | None = None
 
     @property
     def alive(self) -> bool:
@@ -221,7 +246,8 @@ class LocalRunner:
     def __init__(self, devices: list[str] | None = None, processes: int = 0) -> None:
         self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited Qt or CUDA
         self._in_process = not devices and processes <= 0
-        self._events: Any = queue.Queue() if self._in_process else self._context.Queue()
+        # This process's own events (cancelled jobs), and a worker thread's; worker processes have a pipe each.
+        self._events: queue.Queue[WorkEvent] = queue.Queue()
         self._out: queue.Queue[WorkEvent] = queue.Queue()
         self._pending: deque[WorkItem] = deque()
         self._lock = threading.Lock()
@@ -290,6 +316,8 @@ class LocalRunner:
                     worker.process.kill()
             elif worker.thread is not None:
                 worker.thread.join(10)
+            if worker.events is not None:
+                worker.events.close()
 
     # ------------------------------------------------------------------ workers
 
@@ -306,29 +334,50 @@ class LocalRunner:
                                                                   worker.cancel), name=name, daemon=True)
             worker.thread.start()
             return worker
-        worker = _Worker(name, device, self._context.Queue(), self._context.Event())
-        worker.process = self._context.Process(target=_serve, args=(name, device, worker.tasks, self._events,
+        receiver, sender = self._context.Pipe(duplex=False)
+        worker = _Worker(name, device, self._context.Queue(), self._context.Event(), events=receiver)
+        worker.process = self._context.Process(target=_serve, args=(name, device, worker.tasks, sender,
                                                                     worker.cancel, self._threads),
                                                name=name, daemon=True)
         worker.process.start()
+        sender.close()  # the worker holds the only writing end, so its death ends the pipe
         return worker
 
     def _pump_events(self) -> None:
         """Forward the workers' events to :meth:`events`, freeing and re-feeding workers as jobs end."""
         while not self._closing.is_set():
-            try:
-                event = self._events.get(timeout=0.2)
-            except queue.Empty:
-                event = None
-            except (EOFError, OSError):  # the queue went away with the last worker at exit
-                return
-            if event is not None:
+            for event in self._receive(timeout=0.2):
                 if event.event in ("done", "failed", "cancelled"):
                     self._free(event.job_id)
                 self._out.put(event)
             for lost in self._replace_dead_workers():
                 self._out.put(lost)
             self._dispatch()
+
+    def _receive(self, timeout: float) -> list[WorkEvent]:
+        """The events that came within ``timeout``: this process's own (and a worker thread's), then each
+        worker process's."""
+        own: list[WorkEvent] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                own.append(self._events.get_nowait())
+        if self._in_process:
+            if not own:
+                with contextlib.suppress(queue.Empty):
+                    own.append(self._events.get(timeout=timeout))
+            return own
+        with self._lock:
+            pipes = {w.events: w for w in self._workers if w.events is not None}
+        ready = set(wait_for_pipes(list(pipes), timeout=0 if own else timeout))
+        for pipe, worker in pipes.items():
+            if pipe not in ready:
+                continue
+            try:
+                own.append(pipe.recv())
+            except (EOFError, OSError):  # its worker is gone, perhaps in the middle of a message: replaced next
+                worker.events = None
+                pipe.close()
+        return own
 
     def _free(self, job_id: int) -> None:
         with self._lock:
