@@ -40,6 +40,7 @@ sys.path.insert(0, str(BENCH.parent))
 import torch  # noqa: E402
 from bench_draft import DRAFT_STEPS, draft_stages  # noqa: E402
 from bench_speed import STEPS, Stages, build, fast_runtime  # noqa: E402
+from profile_fast import gpu_ms  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from megaportrait_desktop.core.allocator import keep_freed_memory  # noqa: E402
@@ -176,7 +177,8 @@ def instrument(meter: Meter) -> None:
     meter.wrap(runtime.LoadedModels, "prepare", "pipeline lookup")
     meter.wrap(engine.DiffusionEngine, "prepare", "engine.prepare")
     meter.wrap(live.ClassicPreview, "scene", "scene")
-    meter.wrap(live, "stage_images", "stage_images")
+    meter.wrap(live, "shading_images", "stage_images")
+    meter.wrap(live, "pair_images", "stage_images (A, B)")
 
 
 def gpu_busy(trace: dict) -> dict[str, tuple[float, float]]:
@@ -198,21 +200,6 @@ def gpu_busy(trace: dict) -> dict[str, tuple[float, float]]:
             reach = f
         out[name] = ((end - start) / 1000, busy / 1000)
     return out
-
-
-def gpu_ms(fn, repeat: int = 50) -> float:
-    """Median milliseconds of ``fn`` on the GPU (CUDA events)."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def parallel_controlnets(models) -> dict:
@@ -249,7 +236,7 @@ def parallel_controlnets(models) -> dict:
         nets = [runtime._nets[r] for r in roles]
         parallel = cache.get(key, functools.partial(step, runtime._unet, nets, cfg), captured.inputs)
         same = float((parallel().float() - captured().float()).abs().max())
-        before, after = gpu_ms(captured), gpu_ms(parallel)
+        before, after = gpu_ms(captured, repeat=50), gpu_ms(parallel, repeat=50)
         print(f"step {roles} cfg={cfg}: replay {before:.2f} ms; second ControlNet on a second stream {after:.2f} ms "
               f"(largest difference {same:g})", flush=True)
         out[" + ".join(roles) + f" cfg={cfg}"] = {"replay_ms": before, "parallel_ms": after, "max_diff": same}
